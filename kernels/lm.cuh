@@ -12,7 +12,7 @@ struct FitOptions {
     int max_iter;        // maximum number of LM iterations (accepted or rejected steps)
     float ftol;          // relative decrease of the objective that counts as converged ...
     float xtol;          // ... together with a relative step smaller than this
-    float gtol;          // largest |cos| between residual and a Jacobian column that counts as converged
+    float gtol;          // remaining Gauss-Newton step, in standard errors, that counts as converged
     float lambda0;       // initial damping
     int scale_errors;    // 1: scale the covariance by the reduced objective (unknown noise level)
 };
@@ -77,16 +77,29 @@ GP_HD bool gp_factor(const Normal<NP>& n, double lambda, unsigned fixed, double*
     return gp_cholesky<NP>(u, 1e-10);
 }
 
+// Parameters held still in the next step: fixed ones, and free ones sitting on a bound while the
+// descent direction (J^T W r) points out of the box (a projected active set).
 template <int NP>
-GP_HD double gp_max_cosine(const Normal<NP>& n, unsigned fixed) {
-    double c = 0.0;
+GP_HD unsigned gp_active(const Normal<NP>& n, const double* p, const float* lo, const float* hi, unsigned fixed) {
+    unsigned held = fixed;
     for (int i = 0; i < NP; ++i) {
-        if ((fixed >> i) & 1u) continue;
-        const double d = sqrt(n.a[gp_tri(i, i, NP)] * n.obj);
-        const double ci = d > 0.0 ? fabs(n.b[i]) / d : 0.0;
-        c = ci > c ? ci : c;
+        const bool out = (p[i] <= lo[i] && n.b[i] < 0.0) || (p[i] >= hi[i] && n.b[i] > 0.0);
+        held |= out ? (1u << i) : 0u;
     }
-    return c;
+    return held;
+}
+
+// Squared length of the remaining Gauss-Newton step in units of the standard errors (the Newton
+// decrement b^T A^-1 b over the error scale); negative if A is singular.
+template <int NP>
+GP_HD double gp_remaining_step(const Normal<NP>& n, unsigned held, double error_scale, double* u) {
+    if (!gp_factor<NP>(n, 0.0, held, u)) return -1.0;
+    double z[NP];
+    for (int i = 0; i < NP; ++i) z[i] = ((held >> i) & 1u) ? 0.0 : n.b[i];
+    gp_cholesky_solve<NP>(u, z);
+    double d = 0.0;
+    for (int i = 0; i < NP; ++i) d += ((held >> i) & 1u) ? 0.0 : z[i] * n.b[i];
+    return d / error_scale;
 }
 
 // One data point: model value and gradient, the estimator's weight and objective term, validity.
@@ -146,12 +159,13 @@ GP_HD void gp_fit_one(const Acc& acc, const float* p0, const float* lo, const fl
         status = GP_INVALID_INPUT;
     } else {
         double lambda = o.lambda0;
+        unsigned held = gp_active<NP>(cur, p, lo, hi, fixed);
         while (it < o.max_iter) {
             ++it;
-            bool stepped = gp_factor<NP>(cur, lambda, fixed, u);
+            bool stepped = gp_factor<NP>(cur, lambda, held, u);
             if (stepped) {
                 double dp[NP];
-                for (int i = 0; i < NP; ++i) dp[i] = ((fixed >> i) & 1u) ? 0.0 : cur.b[i];
+                for (int i = 0; i < NP; ++i) dp[i] = ((held >> i) & 1u) ? 0.0 : cur.b[i];
                 gp_cholesky_solve<NP>(u, dp);
                 bool small = true;
                 for (int i = 0; i < NP; ++i) {
@@ -167,8 +181,12 @@ GP_HD void gp_fit_one(const Acc& acc, const float* p0, const float* lo, const fl
                     const double decrease = (cur.obj - nxt.obj) / (cur.obj > 1e-300 ? cur.obj : 1e-300);
                     for (int i = 0; i < NP; ++i) p[i] = trial[i];
                     cur = nxt;
+                    held = gp_active<NP>(cur, p, lo, hi, fixed);
                     lambda = lambda * 0.1 > 1e-12 ? lambda * 0.1 : 1e-12;
-                    if ((decrease <= o.ftol && small) || cur.obj <= 0.0 || gp_max_cosine<NP>(cur, fixed) <= o.gtol) {
+                    const int dof = cur.nvalid - nfree;
+                    const double scale = o.scale_errors && dof > 0 ? cur.obj / dof : 1.0;
+                    const double rest = gp_remaining_step<NP>(cur, held, scale, u);
+                    if ((decrease <= o.ftol && small) || cur.obj <= 0.0 || (rest >= 0.0 && rest <= o.gtol * o.gtol)) {
                         status = GP_CONVERGED;
                         break;
                     }

@@ -85,7 +85,7 @@ def fit(
     max_iter: int = 100,
     ftol: float = 1e-7,
     xtol: float = 1e-7,
-    gtol: float = 1e-4,
+    gtol: float = 1e-2,
     device: str = "auto",
     batch_size: int | None = None,
     n_threads: int | None = None,
