@@ -1,0 +1,1 @@
+"""WAXS pipeline: caking (integrate), reflections, derived quantities and statistics."""

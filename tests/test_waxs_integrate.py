@@ -1,0 +1,180 @@
+"""CakeIntegrator against pyFAI's own integrate2d (same CSR method and corrections)."""
+
+import numpy as np
+import pyFAI.detectors
+import pytest
+from pyFAI.integrator.azimuthal import AzimuthalIntegrator
+
+from gpuproc.waxs.integrate import CakeIntegrator, load_geometry
+
+SHAPE = (256, 256)
+NPT_Q, NPT_AZ = 60, 72
+Q_RANGE = (0.5, 3.5)  # A^-1
+
+
+def make_ai() -> AzimuthalIntegrator:
+    det = pyFAI.detectors.Detector(172e-6, 172e-6, max_shape=SHAPE)
+    return AzimuthalIntegrator(
+        dist=0.05, poni1=0.021, poni2=0.018, rot1=0.03, rot2=-0.02, detector=det, wavelength=1.0e-10
+    )
+
+
+def make_frames(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Poisson frames with a ring and a few spots, uint32 counts."""
+    ai = make_ai()
+    q = ai.qArray(SHAPE) / 10.0  # A^-1
+    chi = np.degrees(ai.chiArray(SHAPE))
+    frames = []
+    for k in range(n):
+        ring = 500 * np.exp(-0.5 * ((q - 1.07) / 0.02) ** 2)
+        spots = 2000 * np.exp(-0.5 * ((q - 2.14) / 0.02) ** 2 - 0.5 * ((chi - 10 * k) / 5.0) ** 2)
+        frames.append(rng.poisson(20 + ring + spots))
+    return np.asarray(frames, dtype=np.uint32)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    rng = np.random.default_rng(1)
+    mask = np.zeros(SHAPE, np.int8)
+    mask[120:126, :] = 1  # a horizontal gap
+    mask[:, 200:203] = 1
+    dark = rng.uniform(0.0, 3.0, SHAPE).astype(np.float32)
+    flat = rng.uniform(0.9, 1.1, SHAPE).astype(np.float32)
+    return make_frames(3, rng), mask, dark, flat
+
+
+def reference(ai, frame, *, split, mask, dark=None, flat=None, pol=None, solid=True, unit="q_A^-1", q_range=Q_RANGE):
+    return ai.integrate2d(
+        frame, NPT_Q, NPT_AZ, unit=unit, radial_range=q_range, azimuth_range=(-180, 180),
+        method=(split, "csr", "cython"), mask=mask, dark=dark, flat=flat,
+        polarization_factor=pol, correctSolidAngle=solid,
+    )
+
+
+def assert_same(ours: np.ndarray, res) -> None:
+    empty = res.count == 0
+    assert ours.dtype == np.float32
+    np.testing.assert_array_equal(np.isnan(ours), empty)
+    np.testing.assert_allclose(ours[~empty], res.intensity[~empty], rtol=1e-5)
+
+
+@pytest.mark.parametrize("split", ["bbox", "no"])
+@pytest.mark.parametrize(
+    "corrections",
+    [dict(pol=None, solid=False, use_dark=False), dict(pol=0.95, solid=True, use_dark=True)],
+)
+def test_matches_pyfai(setup, split, corrections):
+    frames, mask, dark, flat = setup
+    use = corrections["use_dark"]
+    ai = make_ai()
+    ci = CakeIntegrator(
+        ai, npt_q=NPT_Q, npt_azimuth=NPT_AZ, q_range=Q_RANGE, mask=mask, split=split,
+        dark=dark if use else None, flat=flat if use else None,
+        polarization_factor=corrections["pol"], solid_angle=corrections["solid"],
+    )
+    cakes = ci.integrate(frames)
+    assert cakes.shape == (len(frames), NPT_AZ, NPT_Q)
+    for k, frame in enumerate(frames):
+        res = reference(
+            make_ai(), frame, split=split, mask=mask, dark=dark if use else None,
+            flat=flat if use else None, pol=corrections["pol"], solid=corrections["solid"],
+        )
+        assert_same(cakes[k], res)
+        np.testing.assert_allclose(ci.q, res.radial, rtol=1e-6)
+        np.testing.assert_allclose(ci.azimuth, res.azimuthal, rtol=1e-6)
+
+
+def test_q_nm_unit(setup):
+    frames, mask, _, _ = setup
+    q_nm = tuple(10 * q for q in Q_RANGE)
+    ci = CakeIntegrator(make_ai(), npt_q=NPT_Q, npt_azimuth=NPT_AZ, q_range=q_nm, unit="q_nm^-1", mask=mask)
+    res = reference(make_ai(), frames[0], split="bbox", mask=mask, unit="q_nm^-1", q_range=q_nm)
+    assert_same(ci.integrate(frames[0])[0], res)
+    np.testing.assert_allclose(ci.q, res.radial, rtol=1e-6)
+
+
+def test_per_frame_invalid_pixels(setup):
+    frames, mask, dark, flat = setup
+    frames = frames.copy()
+    rng = np.random.default_rng(7)
+    bad = np.zeros(frames.shape, bool)
+    bad[1, rng.integers(0, 256, 400), rng.integers(0, 256, 400)] = True
+    bad[1, 60:70, 60:70] = True  # a whole block, emptying some bins of that frame only
+    frames[1][bad[1]] = np.iinfo(np.uint32).max  # detector dummy value
+    frames[2, 30, 40] = 10**7  # above saturation
+    bad[2, 30, 40] = True
+    ci = CakeIntegrator(
+        make_ai(), npt_q=NPT_Q, npt_azimuth=NPT_AZ, q_range=Q_RANGE, mask=mask, dark=dark,
+        flat=flat, polarization_factor=0.9, saturation=10**6,
+    )
+    cakes = ci.integrate(frames)
+    for k in range(len(frames)):
+        frame_mask = (mask.astype(bool) | bad[k]).astype(np.int8)
+        res = reference(make_ai(), frames[k], split="bbox", mask=frame_mask, dark=dark, flat=flat, pol=0.9)
+        assert_same(cakes[k], res)
+
+
+def test_nan_pixels_in_float_frames(setup):
+    frames, mask, _, _ = setup
+    frame = frames[0].astype(np.float32)
+    frame[10:20, 100:140] = np.nan
+    ci = CakeIntegrator(make_ai(), npt_q=NPT_Q, npt_azimuth=NPT_AZ, q_range=Q_RANGE, mask=mask)
+    nan_mask = (mask.astype(bool) | np.isnan(frame)).astype(np.int8)
+    res = reference(make_ai(), np.nan_to_num(frame), split="bbox", mask=nan_mask)
+    assert_same(ci.integrate(frame)[0], res)
+
+
+def test_sums_and_static_count(setup):
+    frames, mask, _, _ = setup
+    ci = CakeIntegrator(make_ai(), npt_q=NPT_Q, npt_azimuth=NPT_AZ, q_range=Q_RANGE, mask=mask, block_frames=2)
+    signal, norm = ci.integrate_sums(frames)
+    res = reference(make_ai(), frames[2], split="bbox", mask=mask)
+    np.testing.assert_allclose(signal[2], res.sum_signal, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(norm[2], ci.norm, rtol=1e-6)
+    np.testing.assert_allclose(ci.count, res.count, rtol=1e-5, atol=1e-5)
+
+
+def test_poni_file(tmp_path, setup):
+    frames, mask, _, _ = setup
+    ai = make_ai()
+    poni = tmp_path / "geom.poni"
+    ai.save(str(poni))
+    ci = CakeIntegrator(poni, npt_q=NPT_Q, npt_azimuth=NPT_AZ, q_range=Q_RANGE, mask=mask)
+    assert_same(ci.integrate(frames[0])[0], reference(make_ai(), frames[0], split="bbox", mask=mask))
+
+
+def test_missing_poni(tmp_path):
+    path = tmp_path / "nope.poni"
+    with pytest.raises(FileNotFoundError, match="nope.poni"):
+        load_geometry(path)
+
+
+def test_malformed_poni(tmp_path):
+    path = tmp_path / "bad.poni"
+    path.write_text("this is not\na geometry\n")
+    with pytest.raises(ValueError, match=r"bad\.poni.*distance"):
+        load_geometry(path)
+
+
+def test_frame_shape_mismatch_names_frame(setup):
+    frames, _, _, _ = setup
+    ci = CakeIntegrator(make_ai(), npt_q=NPT_Q, npt_azimuth=NPT_AZ, q_range=Q_RANGE)
+    batch = [frames[0], frames[1], frames[2][:200]]
+    with pytest.raises(ValueError, match=r"frame 2 has shape \(200, 256\).*\(256, 256\)"):
+        ci.integrate(batch)
+    with pytest.raises(ValueError, match=r"frame 0 has shape \(2, 128, 128\)|frame 0 has shape \(128, 128\)"):
+        ci.integrate(np.zeros((2, 128, 128)))
+
+
+def test_bad_unit():
+    with pytest.raises(ValueError, match="unit"):
+        CakeIntegrator(make_ai(), npt_q=10, npt_azimuth=10, q_range=Q_RANGE, unit="2th_deg")
+
+
+@pytest.mark.gpu
+def test_gpu_matches_cpu(setup):
+    frames, mask, dark, flat = setup
+    kw = dict(npt_q=NPT_Q, npt_azimuth=NPT_AZ, q_range=Q_RANGE, mask=mask, dark=dark, flat=flat, polarization_factor=0.9)
+    cpu = CakeIntegrator(make_ai(), device="cpu", **kw).integrate(frames)
+    gpu = CakeIntegrator(make_ai(), device="gpu", **kw).integrate(frames).get()
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-5)
