@@ -91,7 +91,7 @@ class Gauss1D(Model):
             mu = xp.where(u.sum(axis=-1, keepdims=True) > 0, (u * xx).sum(axis=-1, keepdims=True) / norm, mu)
             var = (u * (xx - mu) ** 2).sum(axis=-1, keepdims=True) / norm / HALF_MAX_MOMENT_1D
             s = xp.clip(xp.sqrt(var), span[:, None] / (4 * y.shape[-1]), span[:, None])
-            a = xp.maximum(a, 1e-6 * xp.abs(bg[:, None]) + 1e-12)
+            a = xp.maximum(a, 0.0)  # flat data: A = 0 leaves centre and width undetermined (SINGULAR)
             p[:, 3 * k], p[:, 3 * k + 1], p[:, 3 * k + 2] = a[:, 0], mu[:, 0], s[:, 0]
             resid = resid - a * xp.exp(-0.5 * ((xx - mu) / s) ** 2)
         if self.n_bg > 0:

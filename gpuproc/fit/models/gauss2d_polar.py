@@ -80,7 +80,7 @@ class Gauss2DPolar(Model):
         sq = xp.maximum(xp.sqrt(var_q), 0.5 * dq_min)
         sp = xp.clip(xp.sqrt(var_p), 0.1, 90.0)
         phi0 = xp.mod(phi0, 360.0)
-        a = xp.where(xp.isfinite(a), xp.maximum(a, 1e-12), 0.0)
+        a = xp.where(xp.isfinite(a), xp.maximum(a, 0.0), 0.0)
         zeros = xp.zeros_like(a)
         p = xp.concatenate([a, q0, sq, phi0, sp, bg, zeros], axis=-1)
         return p.astype(np.float32)
