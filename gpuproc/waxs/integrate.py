@@ -341,21 +341,48 @@ class CakeIntegrator:
             raise ValueError(f"frame {index} has shape {tuple(shape)}, detector shape is {self.shape}")
 
     def _sums_block(self, block: Any) -> tuple[Any, Any]:
-        """(signal, norm) of one block of frames, each (n, n_bins) float32 on the device."""
+        """(signal, norm) of one block of frames, each (n, n_bins) float32 on the device.
+
+        One sparse product serves the whole block: its columns are the n dark-subtracted frames
+        (invalid pixels zeroed) followed by one normalisation column per distinct pattern of
+        invalid pixels; frames without invalid pixels use the precomputed static normalisation.
+        """
         xp = self._xp
         raw = xp.asarray(block)
         n = raw.shape[0]
         valid = self._valid(raw).reshape(n, -1)
-        pixels_by_frame = xp.empty((raw[0].size, n), xp.float32)  # C-ordered for the product
-        xp.subtract(raw.reshape(n, -1).T, self._dark[:, None], out=pixels_by_frame, dtype=xp.float32)
-        xp.copyto(pixels_by_frame, xp.float32(0), where=~valid.T)
-        signal = (self._matrix @ pixels_by_frame).T
+        patterns, which = self._invalid_patterns(valid)
+        columns = xp.empty((valid.shape[1], n + len(patterns)), xp.float32)
+        xp.subtract(raw.reshape(n, -1).T, self._dark[:, None], out=columns[:, :n], dtype=xp.float32)
+        xp.copyto(columns[:, :n], xp.float32(0), where=~valid.T)
+        if len(patterns):
+            columns[:, n:] = xp.where(patterns, self._norm_pixel[None], xp.float32(0)).T
+        sums = (self._matrix @ columns).T
         norm = xp.repeat(self._norm_static[None], n, axis=0)
-        partial = xp.nonzero(~valid.all(axis=1))[0]
-        if partial.size:
-            weights = xp.where(valid[partial], self._norm_pixel[None], xp.float32(0))
-            norm[partial] = (self._matrix @ xp.ascontiguousarray(weights.T)).T
-        return xp.asarray(signal, xp.float32), norm
+        if len(patterns):
+            norm = xp.where((which >= 0)[:, None], sums[n + xp.maximum(which, 0)], norm)
+        return xp.ascontiguousarray(sums[:n], xp.float32), xp.asarray(norm, xp.float32)
+
+    def _invalid_patterns(self, valid: Any) -> tuple[Any, Any]:
+        """Distinct validity rows among frames with invalid pixels.
+
+        Returns
+        -------
+        patterns
+            (k, n_pixels) bool, one row per distinct pattern (k = 0 when every pixel is valid).
+        which
+            (n,) int, the pattern of each frame, -1 for frames without invalid pixels.
+        """
+        xp = self._xp
+        partial = self._to_host(~valid.all(axis=1))
+        which = np.full(len(partial), -1)
+        if not partial.any():
+            return valid[:0], xp.asarray(which)
+        rows = np.nonzero(partial)[0]
+        packed = self._to_host(xp.packbits(valid[xp.asarray(rows)], axis=1))
+        _, first, inverse = np.unique(packed, axis=0, return_index=True, return_inverse=True)
+        which[rows] = inverse.ravel()
+        return valid[xp.asarray(rows[first])], xp.asarray(which)
 
     def _valid(self, raw: Any) -> Any:
         """Per-frame validity: finite, not the dummy value, not above saturation."""

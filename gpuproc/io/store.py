@@ -1,0 +1,356 @@
+"""The chunked Zarr v3 scan store shared by the pipelines, and lazy openers for scans.
+
+Layout of a store (a Zarr v3 group, readable with ``xarray.open_zarr``)::
+
+    <store>/frames    (n_frames, H, W), detector dtype, chunks of whole frames,
+                      Blosc zstd + bitshuffle, dimension_names ("frame", "y_pixel", "x_pixel")
+    <store>/monitor   (n_frames,) float64 incident-flux monitor, optional, dimension "frame"
+
+Group attributes: ``scan_shape`` [ny, nx], ``scan_order`` ("row" or "snake"), ``step_um``
+[dy, dx] in micrometres, ``frame_shape`` [H, W], ``sources`` (file names), ``units``,
+``gpuproc_version`` and ``complete`` (True, written last).
+
+Frame ``k`` was recorded at scan row ``k // nx``; its column is ``k % nx`` for "row" order and
+reversed on odd rows for "snake" order (see :func:`scan_index`).
+
+An ingest writes ``<store>.partial`` and renames it to ``<store>`` only after the last chunk
+and the ``complete`` attribute are written, so an interrupted ingest never looks complete.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec
+
+from gpuproc.io.frames import HDF5Frames, iter_blocks, open_frames
+
+SCAN_ORDERS = ("row", "snake")
+FRAME_DIMS = ("frame", "y_pixel", "x_pixel")
+TARGET_CHUNK_BYTES = 16 * 2**20
+UNITS = {"frames": "counts", "step_um": "um", "monitor": "counts"}
+
+
+@dataclass
+class Scan:
+    """A lazily opened scan.
+
+    Attributes
+    ----------
+    frames : dask.array.Array
+        (n_frames, H, W) detector frames, chunks of whole frames.
+    attrs : dict
+        Scan metadata (see module docstring).
+    monitor : dask.array.Array or None
+        (n_frames,) monitor values.
+    """
+
+    frames: da.Array
+    attrs: dict[str, Any]
+    monitor: da.Array | None = field(default=None)
+
+    @property
+    def scan_shape(self) -> tuple[int, int]:
+        """(ny, nx) positions."""
+        return tuple(self.attrs["scan_shape"])
+
+    def frame_index(self) -> np.ndarray:
+        """(ny, nx) frame index of every scan position (see :func:`scan_index`)."""
+        return scan_index(self.scan_shape, self.attrs["scan_order"])
+
+
+def scan_index(scan_shape: tuple[int, int], scan_order: str = "row") -> np.ndarray:
+    """Frame index at each scan position.
+
+    Parameters
+    ----------
+    scan_shape
+        (ny, nx) positions.
+    scan_order
+        ``"row"``: every row left to right; ``"snake"``: odd rows (0-based) right to left.
+
+    Returns
+    -------
+    numpy.ndarray
+        (ny, nx) int array; ``frames[scan_index(...)]`` maps frames onto the scan grid.
+    """
+    _check_order(scan_order)
+    ny, nx = scan_shape
+    index = np.arange(ny * nx).reshape(ny, nx)
+    if scan_order == "snake":
+        index[1::2] = index[1::2, ::-1]
+    return index
+
+
+def frames_per_chunk(frame_shape: tuple[int, int], dtype: np.dtype, n_frames: int) -> int:
+    """Whole frames per chunk so that a chunk holds about 16 MB (at least one frame)."""
+    frame_bytes = int(np.prod(frame_shape)) * np.dtype(dtype).itemsize
+    return int(min(max(1, TARGET_CHUNK_BYTES // frame_bytes), max(1, n_frames)))
+
+
+def write_scan(
+    blocks: Iterable[np.ndarray],
+    store_path: str | Path,
+    *,
+    n_frames: int,
+    frame_shape: tuple[int, int],
+    dtype: np.dtype,
+    scan_shape: tuple[int, int],
+    scan_order: str = "row",
+    step_um: tuple[float, float] = (1.0, 1.0),
+    monitor: Sequence[float] | np.ndarray | None = None,
+    sources: Sequence[str] = (),
+    chunk_frames: int | None = None,
+    clevel: int = 3,
+    overwrite: bool = False,
+    extra_attrs: dict[str, Any] | None = None,
+) -> Path:
+    """Stream consecutive blocks of frames into a new scan store.
+
+    Parameters
+    ----------
+    blocks
+        Arrays (k, H, W) in frame order, ``n_frames`` in total; each block is written and
+        dropped, so memory stays bounded by one block.
+    store_path
+        Target directory of the Zarr v3 store.
+    n_frames, frame_shape, dtype
+        Frame count, (H, W) in pixels and pixel dtype.
+    scan_shape
+        (ny, nx) scan positions; ny * nx must equal ``n_frames``.
+    scan_order
+        ``"row"`` or ``"snake"``.
+    step_um
+        (dy, dx) scan step in micrometres.
+    monitor
+        Optional per-frame monitor values (n_frames,).
+    sources
+        Source file names recorded as provenance.
+    chunk_frames
+        Frames per chunk; default :func:`frames_per_chunk`.
+    clevel
+        Blosc zstd compression level.
+    overwrite
+        Replace an existing store at ``store_path``.
+    extra_attrs
+        More JSON-serialisable group attributes.
+
+    Returns
+    -------
+    pathlib.Path
+        The completed store.
+
+    Raises
+    ------
+    ValueError
+        Frame count differs from ny * nx, or a block has the wrong shape, or the blocks hold
+        fewer or more than ``n_frames`` frames.
+    FileExistsError
+        ``store_path`` exists and ``overwrite`` is False.
+    """
+    _check_order(scan_order)
+    _check_count(n_frames, scan_shape)
+    final = Path(store_path)
+    if final.exists() and not overwrite:
+        raise FileExistsError(f"scan store already exists: {final} (pass overwrite=True)")
+    partial = final.with_name(final.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    group = zarr.open_group(str(partial), mode="w", zarr_format=3)
+    chunk = chunk_frames or frames_per_chunk(frame_shape, dtype, n_frames)
+    frames = group.create_array(
+        "frames",
+        shape=(n_frames, *frame_shape),
+        chunks=(chunk, *frame_shape),
+        dtype=dtype,
+        compressors=[BloscCodec(cname="zstd", clevel=clevel, shuffle="bitshuffle")],
+        dimension_names=FRAME_DIMS,
+        fill_value=0,
+    )
+    _write_blocks(frames, _rechunk(blocks, chunk), n_frames, tuple(frame_shape))
+    if monitor is not None:
+        _write_monitor(group, monitor, n_frames)
+    group.attrs.update(
+        {
+            "scan_shape": [int(s) for s in scan_shape],
+            "scan_order": scan_order,
+            "step_um": [float(s) for s in step_um],
+            "frame_shape": [int(s) for s in frame_shape],
+            "sources": list(sources),
+            "units": UNITS,
+            "gpuproc_version": _version(),
+            **(extra_attrs or {}),
+        }
+    )
+    group.attrs["complete"] = True
+    if final.exists():
+        shutil.rmtree(final)
+    partial.rename(final)
+    return final
+
+
+def ingest_frames(
+    source: str | Path | Sequence[str | Path],
+    store_path: str | Path,
+    scan_shape: tuple[int, int],
+    scan_order: str = "row",
+    step_um: tuple[float, float] = (1.0, 1.0),
+    monitor: Sequence[float] | np.ndarray | None = None,
+    **kwargs: Any,
+) -> Path:
+    """Copy frames from files or an HDF5 dataset into a scan store, one chunk at a time.
+
+    Parameters
+    ----------
+    source
+        File list, glob pattern or ``"file.h5::/entry/data/data"`` (see
+        :func:`gpuproc.io.frames.open_frames`).
+    store_path, scan_shape, scan_order, step_um, monitor, **kwargs
+        As in :func:`write_scan`.
+
+    Returns
+    -------
+    pathlib.Path
+        The completed store.
+    """
+    reader = open_frames(source)
+    _check_count(len(reader), scan_shape)
+    n_frames, height, width = reader.shape
+    chunk = kwargs.pop("chunk_frames", None) or frames_per_chunk((height, width), reader.dtype, n_frames)
+    blocks = (block for _, block in iter_blocks(reader, chunk))
+    return write_scan(
+        blocks,
+        store_path,
+        n_frames=n_frames,
+        frame_shape=(height, width),
+        dtype=reader.dtype,
+        scan_shape=scan_shape,
+        scan_order=scan_order,
+        step_um=step_um,
+        monitor=monitor,
+        sources=reader.names,
+        chunk_frames=chunk,
+        **kwargs,
+    )
+
+
+def open_scan(store_path: str | Path) -> Scan:
+    """Open a completed scan store lazily.
+
+    Raises
+    ------
+    FileNotFoundError
+        No store at ``store_path``.
+    ValueError
+        The store is incomplete (an interrupted ingest) or not a scan store.
+    """
+    path = Path(store_path)
+    if not path.exists():
+        raise FileNotFoundError(f"scan store not found: {path}")
+    group = zarr.open_group(str(path), mode="r", zarr_format=3)
+    attrs = dict(group.attrs)
+    if not attrs.get("complete") or path.name.endswith(".partial"):
+        raise ValueError(f"scan store {path} is incomplete (interrupted ingest?)")
+    frames = group["frames"]
+    monitor = group["monitor"] if "monitor" in group else None
+    return Scan(
+        frames=da.from_array(frames, chunks=frames.chunks),
+        attrs=attrs,
+        monitor=None if monitor is None else da.from_array(monitor, chunks=monitor.chunks),
+    )
+
+
+def open_hdf5_scan(
+    spec: str,
+    scan_shape: tuple[int, int],
+    scan_order: str = "row",
+    step_um: tuple[float, float] = (1.0, 1.0),
+    chunk_frames: int | None = None,
+) -> Scan:
+    """Open an HDF5 frame dataset (``"file.h5::/entry/data/data"``) lazily, without copying.
+
+    The returned :class:`Scan` has the same frames and attributes a store ingested from it
+    would have (without ``monitor``), so processing can read HDF5 directly.
+    """
+    _check_order(scan_order)
+    reader = open_frames(spec)
+    if not isinstance(reader, HDF5Frames):
+        raise ValueError(f"not an HDF5 dataset spec 'file.h5::/dataset': {spec!r}")
+    _check_count(len(reader), scan_shape)
+    n_frames, height, width = reader.shape
+    chunk = chunk_frames or frames_per_chunk((height, width), reader.dtype, n_frames)
+    frames = da.from_array(reader, chunks=(chunk, height, width), meta=np.empty((0, 0, 0), reader.dtype))
+    attrs = {
+        "scan_shape": [int(s) for s in scan_shape],
+        "scan_order": scan_order,
+        "step_um": [float(s) for s in step_um],
+        "frame_shape": [height, width],
+        "sources": reader.names,
+        "units": UNITS,
+        "complete": True,
+    }
+    return Scan(frames=frames, attrs=attrs)
+
+
+def _rechunk(blocks: Iterable[np.ndarray], chunk: int) -> Iterable[np.ndarray]:
+    """Regroup blocks of any size into blocks of exactly ``chunk`` frames (the last may be short)."""
+    pending: list[np.ndarray] = []
+    held = 0
+    for block in blocks:
+        block = np.asarray(block)
+        pending.append(block)
+        held += len(block)
+        while held >= chunk:
+            joined = np.concatenate(pending)
+            yield joined[:chunk]
+            pending, held = [joined[chunk:]], held - chunk
+    if held:
+        yield np.concatenate(pending)
+
+
+def _write_blocks(array: zarr.Array, blocks: Iterable[np.ndarray], n_frames: int, frame_shape: tuple) -> None:
+    """Write blocks at consecutive frame offsets, checking shapes and the total count."""
+    start = 0
+    for block in blocks:
+        if tuple(block.shape[1:]) != frame_shape:
+            raise ValueError(
+                f"frames {start}..{start + len(block) - 1} have shape {tuple(block.shape[1:])}, expected {frame_shape}"
+            )
+        if start + len(block) > n_frames:
+            raise ValueError(f"got more than the declared {n_frames} frames")
+        array[start : start + len(block)] = block
+        start += len(block)
+    if start != n_frames:
+        raise ValueError(f"got {start} frames, expected {n_frames}")
+
+
+def _write_monitor(group: zarr.Group, monitor: Sequence[float] | np.ndarray, n_frames: int) -> None:
+    """Store the per-frame monitor as a 1D float64 array."""
+    values = np.asarray(monitor, dtype=np.float64)
+    if values.shape != (n_frames,):
+        raise ValueError(f"monitor has shape {values.shape}, expected ({n_frames},) (one value per frame)")
+    array = group.create_array("monitor", shape=values.shape, dtype=np.float64, dimension_names=("frame",))
+    array[:] = values
+
+
+def _check_count(n_frames: int, scan_shape: tuple[int, int]) -> None:
+    ny, nx = scan_shape
+    if n_frames != ny * nx:
+        raise ValueError(f"the source has {n_frames} frames but the scan shape {ny} x {nx} needs {ny * nx}")
+
+
+def _check_order(scan_order: str) -> None:
+    if scan_order not in SCAN_ORDERS:
+        raise ValueError(f"scan_order must be one of {SCAN_ORDERS}, got {scan_order!r}")
+
+
+def _version() -> str:
+    from gpuproc import __version__
+
+    return __version__
