@@ -1,0 +1,1 @@
+"""Hyperspectral photoluminescence: spectra to energy, peak fits with model selection, shift maps, time series."""

@@ -1,0 +1,1 @@
+"""Synthetic datasets with known ground truth, for demos, tests and benchmarks."""
