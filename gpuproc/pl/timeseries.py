@@ -51,7 +51,8 @@ def single_exp(t: np.ndarray, e0: float, de: float, tau: float) -> np.ndarray:
     return e0 - de * np.expm1(-t / tau)
 
 
-def double_exp(t: np.ndarray, e0: float, de_fast: float, tau_fast: float, de_slow: float, tau_slow: float) -> np.ndarray:
+def double_exp(t: np.ndarray, e0: float, de_fast: float, tau_fast: float, de_slow: float,
+               tau_slow: float) -> np.ndarray:
     """Sum of a fast and a slow exponential approach, t measured from the event."""
     return e0 - de_fast * np.expm1(-t / tau_fast) - de_slow * np.expm1(-t / tau_slow)
 

@@ -288,11 +288,13 @@ def event_response(time: np.ndarray, events: tuple[StimulusEvent, ...] | list[St
     de = np.zeros_like(time, dtype=float)
     for ev in events:
         dt = np.clip(time - ev.time, 0.0, None)
-        de += 1e-3 * (ev.shift_fast_mev * -np.expm1(-dt / ev.tau_fast) + ev.shift_slow_mev * -np.expm1(-dt / ev.tau_slow))
+        fast = ev.shift_fast_mev * -np.expm1(-dt / ev.tau_fast)
+        de += 1e-3 * (fast + ev.shift_slow_mev * -np.expm1(-dt / ev.tau_slow))
     return de
 
 
-def pl_timeseries(duration: float = 470.0, n_channels: int = 512, *, events=DEFAULT_EVENTS,
+def pl_timeseries(duration: float = 470.0, n_channels: int = 512, *,
+                  events: tuple[StimulusEvent, ...] | list[StimulusEvent] = DEFAULT_EVENTS,
                   photons: float = 5e4, fwhm_mev: float = 82.0, seed: int = 0) -> PLTimeSeries:
     """Spectra at one spot, one per second for ``duration`` s, with stimulus ``events``.
 
