@@ -1,0 +1,31 @@
+"""Command line: ``gpuproc demo`` (and the pipelines' commands as they land). Thin: parses, calls the API."""
+
+from __future__ import annotations
+
+import click
+
+from gpuproc import __version__
+from gpuproc.backend import DEVICES, resolve_device
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="gpuproc")
+def main() -> None:
+    """gpuproc: fit peaks at every position of scanning X-ray diffraction and PL datasets, on GPU or CPU."""
+
+
+@main.command()
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True, help="Where to fit.")
+@click.option("-n", "--n-fits", type=click.IntRange(1), default=20000, show_default=True,
+              help="Number of synthetic spectra (a quarter as many Bragg spots).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def demo(device: str, n_fits: int, seed: int) -> None:
+    """Synthetic data with known answers: fit it and print recovered versus true."""
+    from gpuproc import demo as demo_module
+
+    click.echo(f"gpuproc {__version__} demo on {resolve_device(device)}")
+    demo_module.run(device=device, n=n_fits, seed=seed)
+
+
+if __name__ == "__main__":
+    main()
