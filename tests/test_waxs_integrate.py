@@ -114,6 +114,18 @@ def test_per_frame_invalid_pixels(setup):
         assert_same(cakes[k], res)
 
 
+def test_shared_dead_pixels_and_one_extra(setup):
+    frames, mask, _, _ = setup
+    frames = np.concatenate([frames, frames]).astype(np.uint16)
+    frames[:, 50, 50:60] = np.iinfo(np.uint16).max  # dead in every frame, not in the mask
+    frames[4, 200:210, 30] = np.iinfo(np.uint16).max
+    ci = CakeIntegrator(make_ai(), npt_q=NPT_Q, npt_azimuth=NPT_AZ, q_range=Q_RANGE, mask=mask, block_frames=4)
+    cakes = ci.integrate(frames)
+    for k, frame in enumerate(frames):
+        frame_mask = (mask.astype(bool) | (frame == np.iinfo(np.uint16).max)).astype(np.int8)
+        assert_same(cakes[k], reference(make_ai(), frame, split="bbox", mask=frame_mask))
+
+
 def test_nan_pixels_in_float_frames(setup):
     frames, mask, _, _ = setup
     frame = frames[0].astype(np.float32)

@@ -352,11 +352,12 @@ class CakeIntegrator:
         n = raw.shape[0]
         valid = self._valid(raw).reshape(n, -1)
         patterns, which = self._invalid_patterns(valid)
+        signal = xp.subtract(raw.reshape(n, -1), self._dark[None], dtype=xp.float32)
         columns = xp.empty((valid.shape[1], n + len(patterns)), xp.float32)
-        xp.subtract(raw.reshape(n, -1).T, self._dark[:, None], out=columns[:, :n], dtype=xp.float32)
-        xp.copyto(columns[:, :n], xp.float32(0), where=~valid.T)
         if len(patterns):
+            xp.copyto(signal, xp.float32(0), where=~valid)
             columns[:, n:] = xp.where(patterns, self._norm_pixel[None], xp.float32(0)).T
+        columns[:, :n] = signal.T
         sums = (self._matrix @ columns).T
         norm = xp.repeat(self._norm_static[None], n, axis=0)
         if len(patterns):
@@ -379,10 +380,15 @@ class CakeIntegrator:
         if not partial.any():
             return valid[:0], xp.asarray(which)
         rows = np.nonzero(partial)[0]
-        packed = self._to_host(xp.packbits(valid[xp.asarray(rows)], axis=1))
-        _, first, inverse = np.unique(packed, axis=0, return_index=True, return_inverse=True)
-        which[rows] = inverse.ravel()
-        return valid[xp.asarray(rows[first])], xp.asarray(which)
+        index_of: dict[bytes, int] = {}  # packed pattern -> its index in `patterns`
+        pattern_rows = []
+        for row in rows:
+            key = self._to_host(xp.packbits(valid[int(row)])).tobytes()
+            if key not in index_of:
+                index_of[key] = len(pattern_rows)
+                pattern_rows.append(row)
+            which[row] = index_of[key]
+        return valid[xp.asarray(pattern_rows)], xp.asarray(which)
 
     def _valid(self, raw: Any) -> Any:
         """Per-frame validity: finite, not the dummy value, not above saturation."""
