@@ -190,3 +190,18 @@ def test_gpu_matches_cpu(setup):
     cpu = CakeIntegrator(make_ai(), device="cpu", **kw).integrate(frames)
     gpu = CakeIntegrator(make_ai(), device="gpu", **kw).integrate(frames).get()
     np.testing.assert_allclose(gpu, cpu, rtol=1e-5)
+
+
+@pytest.mark.parametrize("azimuth_range", [(-45.0, 45.0), (0.0, 360.0), (90.0, 270.0)])
+def test_azimuth_ranges(setup, azimuth_range):
+    frames, mask, _, _ = setup
+    ci = CakeIntegrator(
+        make_ai(), npt_q=NPT_Q, npt_azimuth=NPT_AZ, q_range=Q_RANGE, mask=mask, azimuth_range=azimuth_range
+    )
+    res = make_ai().integrate2d(
+        frames[0], NPT_Q, NPT_AZ, unit="q_A^-1", radial_range=Q_RANGE, azimuth_range=azimuth_range,
+        method=("bbox", "csr", "cython"), mask=mask,
+    )
+    assert_same(ci.integrate(frames[0])[0], res)
+    np.testing.assert_allclose(ci.azimuth, res.azimuthal, rtol=1e-6)
+    assert azimuth_range[0] <= ci.azimuth[0] < ci.azimuth[-1] <= azimuth_range[1]

@@ -94,6 +94,8 @@ class CakeIntegrator:
     ----------
     geometry
         PONI file path or pyFAI AzimuthalIntegrator (distance, beam centre, tilts, wavelength).
+        A given integrator is used as is; like ``integrate2d``, an azimuth range crossing
+        180 degrees moves its chi discontinuity to 0.
     npt_q, npt_azimuth
         Number of radial and azimuthal bins.
     q_range
