@@ -1,0 +1,160 @@
+"""The results store: a Zarr v3 group that ``xarray.open_zarr`` opens as a Dataset.
+
+Every array carries ``dimension_names`` (so xarray sees named dimensions), and ``units`` and
+``long_name`` attributes; coordinates are arrays named like their dimension. Group attributes
+hold the job configuration (JSON) and package versions.
+
+Results are written block by block, each block being whole chunks, and a block is marked done
+in the ``done`` array only after its data are written. ``complete`` (group attribute) turns True
+when the run has finished and metadata are consolidated; an interrupted run leaves
+``complete = False`` and the ``done`` marks, from which ``resume`` continues.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+PROVENANCE_PACKAGES = ("gpuproc", "numpy", "scipy", "pyfai", "fabio", "zarr", "dask", "cupy-cuda12x")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that shape the results."""
+    out = {}
+    for name in PROVENANCE_PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+@dataclass
+class Variable:
+    """One result array: dimensions, dtype, units and description."""
+
+    dims: tuple[str, ...]
+    dtype: Any = np.float32
+    units: str = ""
+    long_name: str = ""
+    fill: Any = np.nan
+
+
+@dataclass
+class ResultLayout:
+    """What a results store holds: dimension sizes, coordinates, variables, chunking."""
+
+    sizes: dict[str, int]
+    coords: dict[str, tuple[np.ndarray, dict[str, Any]]]
+    variables: dict[str, Variable]
+    block_dim: str  # results are written in blocks along this dimension (e.g. "y")
+    block_size: int
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_blocks(self) -> int:
+        return -(-self.sizes[self.block_dim] // self.block_size)
+
+    def block_slice(self, i: int) -> slice:
+        return slice(i * self.block_size, min((i + 1) * self.block_size, self.sizes[self.block_dim]))
+
+
+class ResultStore:
+    """Create or reopen a results store and write it block by block."""
+
+    def __init__(self, path: str | Path, layout: ResultLayout, *, config_json: str, resume: bool = False):
+        self.path = Path(path)
+        self.layout = layout
+        if resume and self.path.exists():
+            self.group = zarr.open_group(self.path, mode="r+")
+            stored = self.group.attrs.get("config")
+            if stored != config_json:
+                raise ValueError(f"{self.path}: cannot resume, it was written by a different job configuration")
+        else:
+            if self.path.exists():
+                shutil.rmtree(self.path)
+            self.group = self._create(config_json)
+
+    def _create(self, config_json: str) -> zarr.Group:
+        lay = self.layout
+        g = zarr.open_group(self.path, mode="w", zarr_format=3)
+        for name, (values, attrs) in lay.coords.items():
+            self._put(g, name, np.asarray(values), (name,), attrs)
+        for name, var in lay.variables.items():
+            shape = tuple(lay.sizes[d] for d in var.dims)
+            chunks = tuple(lay.block_size if d == lay.block_dim else lay.sizes[d] for d in var.dims)
+            a = g.create_array(name, shape=shape, chunks=chunks, dtype=var.dtype, dimension_names=var.dims,
+                               fill_value=var.fill)
+            a.attrs.update({"units": var.units, "long_name": var.long_name})
+        done = g.create_array("done", shape=(lay.n_blocks,), dtype=bool, dimension_names=("block",),
+                              fill_value=False)
+        done.attrs.update({"long_name": f"block of {lay.block_size} along {lay.block_dim} written", "units": ""})
+        g.attrs.update({**lay.attrs, "config": config_json, "versions": package_versions(), "complete": False})
+        return g
+
+    def pending_blocks(self) -> list[int]:
+        """Blocks not yet written."""
+        done = np.asarray(self.group["done"][...])
+        return [i for i in range(self.layout.n_blocks) if not done[i]]
+
+    def write_block(self, i: int, values: dict[str, np.ndarray]) -> None:
+        """Write every variable of block ``i`` (whole chunks), then mark the block done."""
+        sl = self.layout.block_slice(i)
+        for name, v in values.items():
+            var = self.layout.variables[name]
+            region = tuple(sl if d == self.layout.block_dim else slice(None) for d in var.dims)
+            self.group[name][region] = np.asarray(v, dtype=self.group[name].dtype)
+        self.group["done"][i] = True
+
+    def read(self, name: str) -> np.ndarray:
+        return np.asarray(self.group[name][...])
+
+    def add_array(self, name: str, values: np.ndarray, dims: tuple[str, ...], units: str = "",
+                  long_name: str = "") -> None:
+        """A small array computed after the blocks (statistics, averaged cake); replaces any earlier one."""
+        if name in self.group:
+            del self.group[name]
+        self._put(self.group, name, np.asarray(values), dims, {"units": units, "long_name": long_name})
+
+    @staticmethod
+    def _put(g: zarr.Group, name: str, values: np.ndarray, dims: tuple[str, ...], attrs: dict[str, Any]) -> None:
+        """Write a whole small array; text becomes Zarr's variable-length UTF-8 strings."""
+        text = values.dtype.kind in "US"
+        a = g.create_array(name, shape=values.shape, dtype=str if text else values.dtype, dimension_names=dims,
+                           fill_value=None)
+        a[...] = values.astype(object) if text else values
+        a.attrs.update(attrs)
+
+    def add_coord(self, name: str, values: np.ndarray, attrs: dict[str, Any]) -> None:
+        """A coordinate introduced after creation (e.g. bins of a statistic)."""
+        self.add_array(name, values, (name,), attrs.get("units", ""), attrs.get("long_name", ""))
+
+    def finish(self, attrs: dict[str, Any] | None = None) -> None:
+        """Record final attributes, mark complete, consolidate metadata."""
+        self.group.attrs.update({**(attrs or {}), "complete": True})
+        with warnings.catch_warnings():  # consolidated metadata is a zarr-python v3 extension xarray reads
+            warnings.simplefilter("ignore", UserWarning)
+            zarr.consolidate_metadata(self.path)
+
+
+def open_results(path: str | Path) -> Any:
+    """Open a finished results store as an xarray Dataset (refuses an incomplete one)."""
+    import xarray as xr
+
+    g = zarr.open_group(path, mode="r")
+    if not g.attrs.get("complete", False):
+        raise ValueError(f"{path}: the run that writes this store has not finished (complete = False); "
+                         "re-run the job to resume it")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ds = xr.open_zarr(path, consolidated=True)
+    ds.attrs["config"] = json.loads(ds.attrs["config"]) if isinstance(ds.attrs.get("config"), str) else ds.attrs.get("config")
+    return ds
