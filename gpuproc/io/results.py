@@ -58,6 +58,8 @@ class ResultLayout:
     block_dim: str  # results are written in blocks along this dimension (e.g. "y")
     block_size: int
     attrs: dict[str, Any] = field(default_factory=dict)
+    #: small arrays known before the run, written at creation: name -> (values, dims, attrs)
+    statics: dict[str, tuple[np.ndarray, tuple[str, ...], dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def n_blocks(self) -> int:
@@ -73,11 +75,12 @@ class ResultStore:
     def __init__(self, path: str | Path, layout: ResultLayout, *, config_json: str, resume: bool = False):
         self.path = Path(path)
         self.layout = layout
-        if resume and self.path.exists():
-            self.group = zarr.open_group(self.path, mode="r+")
-            stored = self.group.attrs.get("config")
+        stored = _stored_config(self.path) if resume else None
+        if stored is not None:
             if stored != config_json:
-                raise ValueError(f"{self.path}: cannot resume, it was written by a different job configuration")
+                raise ValueError(f"{self.path}: cannot resume, it was written by a different job configuration; "
+                                 "set [job] resume = false to overwrite it, or choose another output")
+            self.group = zarr.open_group(self.path, mode="r+")
         else:
             if self.path.exists():
                 shutil.rmtree(self.path)
@@ -88,6 +91,8 @@ class ResultStore:
         g = zarr.open_group(self.path, mode="w", zarr_format=3)
         for name, (values, attrs) in lay.coords.items():
             self._put(g, name, np.asarray(values), (name,), attrs)
+        for name, (values, dims, attrs) in lay.statics.items():
+            self._put(g, name, np.asarray(values), dims, attrs)
         for name, var in lay.variables.items():
             shape = tuple(lay.sizes[d] for d in var.dims)
             chunks = tuple(lay.block_size if d == lay.block_dim else lay.sizes[d] for d in var.dims)
@@ -143,6 +148,14 @@ class ResultStore:
         with warnings.catch_warnings():  # consolidated metadata is a zarr-python v3 extension xarray reads
             warnings.simplefilter("ignore", UserWarning)
             zarr.consolidate_metadata(self.path)
+
+
+def _stored_config(path: Path) -> str | None:
+    """Job configuration of an existing store; None if absent or its creation never finished."""
+    try:
+        return zarr.open_group(path, mode="r").attrs.get("config")
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError, ValueError):
+        return None
 
 
 def open_results(path: str | Path) -> Any:

@@ -1,0 +1,141 @@
+"""The WAXS job file (TOML). Example: examples/waxs_scan.toml; keys documented in the README.
+
+::
+
+    [job]          output, figures, device, batch_frames, save_cakes, resume
+    [input]        source (scan store, HDF5 "file.h5::/entry/data/data", or frame files/glob),
+                   scan_shape, scan_order, step_um (only for sources that are not a scan store)
+    [integration]  poni, npt_q, npt_azimuth, q_range, unit, mask, dark, flat,
+                   polarization_factor, solid_angle, split, saturation
+    [fit]          max_iter
+    [derive]       shape_factor, orientation_reflection, orientation_period, instrumental_fwhm,
+                   saxs_groups
+    [[reflections]] name, hkl, q_range, azimuth_range, kind ("waxs" | "saxs"), instrumental_fwhm
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from gpuproc.config import ConfigError, from_dict, load_toml
+
+
+@dataclass
+class JobSection:
+    output: Path  #: results store (Zarr v3 directory)
+    figures: Path | None = None  #: directory for PNG figures; none when omitted
+    device: Literal["auto", "cpu", "gpu"] = "auto"
+    batch_frames: int = 64  #: frames per processing block (memory bound); whole scan rows are used
+    save_cakes: bool = False  #: also store every frame's cake (y, x, azimuth, q)
+    resume: bool = True  #: continue an interrupted run of the same job instead of starting over
+
+    def __post_init__(self) -> None:
+        if self.batch_frames < 1:
+            raise ValueError(f"batch_frames must be >= 1, got {self.batch_frames}")
+
+
+@dataclass
+class InputSection:
+    source: str  #: scan store directory, "file.h5::/entry/data/data", or frame files (glob)
+    scan_shape: tuple[int, int] | None = None  #: (ny, nx) positions; from the store when omitted
+    scan_order: Literal["row", "snake"] = "row"
+    step_um: tuple[float, float] = (1.0, 1.0)  #: (dy, dx) in micrometres
+
+
+@dataclass
+class IntegrationSection:
+    poni: Path  #: pyFAI geometry file
+    q_range: tuple[float, float]  #: fixed radial range of the cake, in ``unit``
+    npt_q: int = 500
+    npt_azimuth: int = 360
+    unit: Literal["q_A^-1", "q_nm^-1"] = "q_A^-1"
+    mask: Path | None = None  #: user mask image (non-zero = masked), merged with the detector's gaps
+    dark: Path | None = None
+    flat: Path | None = None
+    polarization_factor: float | None = None
+    solid_angle: bool = True
+    split: Literal["bbox", "no"] = "bbox"
+    saturation: float | None = None  #: counts above this are invalid in that frame
+
+
+@dataclass
+class FitSection:
+    max_iter: int = 100
+
+
+@dataclass
+class DeriveSection:
+    shape_factor: float = 0.85  #: Scherrer K for FWHM widths
+    orientation_reflection: str | None = None  #: name of the reflection whose phi0 is the orientation
+    orientation_period: float = 360.0  #: symmetry period of the orientation map (degrees)
+    saxs_groups: list[list[str]] | None = None  #: SAXS reflections averaged into a1, a2 (e.g. Friedel pairs)
+
+
+@dataclass
+class ReflectionSpec:
+    name: str
+    hkl: tuple[int, int, int]
+    q_range: tuple[float, float]  #: in the unit of [integration]
+    azimuth_range: tuple[float, float]  #: degrees (pyFAI chi); hi may pass 180 to cross the seam
+    kind: Literal["waxs", "saxs"] = "waxs"
+    instrumental_fwhm: float | None = None  #: instrumental radial FWHM, subtracted before Williamson-Hall
+
+    def __post_init__(self) -> None:
+        if not self.q_range[0] < self.q_range[1]:
+            raise ValueError(f"reflection {self.name!r}: q_range must be increasing, got {self.q_range}")
+        if not 0 < self.azimuth_range[1] - self.azimuth_range[0] <= 360:
+            raise ValueError(f"reflection {self.name!r}: azimuth_range must span (0, 360] degrees, "
+                             f"got {self.azimuth_range}")
+
+
+@dataclass
+class WaxsJob:
+    job: JobSection
+    input: InputSection
+    integration: IntegrationSection
+    reflections: list[ReflectionSpec]
+    fit: FitSection = field(default_factory=FitSection)
+    derive: DeriveSection = field(default_factory=DeriveSection)
+    kind: Literal["waxs"] = "waxs"
+
+    def __post_init__(self) -> None:
+        names = [r.name for r in self.reflections]
+        if not names:
+            raise ValueError("no [[reflections]] listed")
+        if len(set(names)) != len(names):
+            raise ValueError(f"reflection names must be unique, got {names}")
+        refs = [self.derive.orientation_reflection] + sum(self.derive.saxs_groups or [], [])
+        for ref in refs:
+            if ref is not None and ref not in names:
+                raise ValueError(f"[derive] refers to reflection {ref!r}, not among {names}")
+
+
+def load_job(source: str | Path | dict[str, Any]) -> WaxsJob:
+    """A WAXS job from a TOML file or an already parsed dict; relative paths are taken relative to
+    the job file's directory."""
+    if isinstance(source, dict):
+        return from_dict(WaxsJob, source, "job")
+    path = Path(source)
+    data = load_toml(path)
+    if data.get("kind", "waxs") != "waxs":
+        raise ConfigError(f"{path}: kind = {data.get('kind')!r}, expected 'waxs'")
+    job = from_dict(WaxsJob, data, str(path))
+    return _relative_to(job, path.parent)
+
+
+def _relative_to(job: WaxsJob, base: Path) -> WaxsJob:
+    def fix(p: Path | None) -> Path | None:
+        return p if p is None or p.is_absolute() else base / p
+
+    job.job.output = fix(job.job.output)
+    job.job.figures = fix(job.job.figures)
+    integ = job.integration
+    integ.poni, integ.mask, integ.dark, integ.flat = (fix(p) for p in (integ.poni, integ.mask, integ.dark, integ.flat))
+    src = job.input.source
+    if "::" not in src and not Path(src).is_absolute():
+        job.input.source = str(base / src)
+    elif "::" in src and not Path(src.split("::")[0]).is_absolute():
+        job.input.source = str(base / src)
+    return job

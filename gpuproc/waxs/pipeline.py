@@ -1,0 +1,358 @@
+"""The WAXS pipeline: scan frames -> pyFAI cakes -> Bragg-spot fits -> structural maps.
+
+Data flow, one block of whole scan rows at a time (memory bounded by ``[job] batch_frames``)::
+
+    frames (Zarr / HDF5, lazy) --CakeIntegrator--> signal, norm (frame, azimuth, q)
+      --windows--> per reflection (frame, point) --gpuproc.fit gauss2d_polar--> parameters
+      --derive--> lattice, Williamson-Hall, orientation, disorder, SAXS --> results store block
+
+then, once every block is written: statistics over the maps, the scan-averaged cake, figures.
+Fits are weighted least squares with the Poisson variance of the summed counts,
+var(I) = max(signal, 1) / norm^2, so errors are absolute.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gpuproc.backend import to_numpy
+from gpuproc.config import to_json
+from gpuproc.fit import Status, fit
+from gpuproc.io.results import ResultLayout, ResultStore, Variable
+from gpuproc.io.store import Scan, open_hdf5_scan, open_scan
+from gpuproc.waxs import derive, stats
+from gpuproc.waxs.integrate import CakeIntegrator
+from gpuproc.waxs.job import WaxsJob, load_job
+from gpuproc.waxs.windows import Window, make_window
+
+FIT_PARAMS = ("amplitude", "q0", "fwhm_q", "phi0", "fwhm_phi")
+MEAN_CAKE_FRAMES = 128  #: frames (evenly spread over the scan) averaged into the overview cake
+
+
+@dataclass
+class Context:
+    """Everything a block needs, built once per run."""
+
+    job: WaxsJob
+    integrator: CakeIntegrator
+    windows: list[Window]
+    monitor_scale: np.ndarray | None  #: (n_frames,) monitor / its mean, or None
+    length_unit: str  #: "A" or "nm": unit of real-space lengths from the q unit
+    q_unit: str
+
+    @property
+    def waxs(self) -> list[int]:
+        return [i for i, r in enumerate(self.job.reflections) if r.kind == "waxs"]
+
+    @property
+    def saxs(self) -> list[int]:
+        return [i for i, r in enumerate(self.job.reflections) if r.kind == "saxs"]
+
+
+def run_waxs(job: WaxsJob | str | Path, *, progress: bool = False) -> Path:
+    """Run a WAXS job (a :class:`WaxsJob` or the path of its TOML file); returns the results path.
+
+    An interrupted run resumes (``[job] resume = true``, the default): blocks already written are
+    skipped. The results open with :func:`gpuproc.io.results.open_results` / ``xarray.open_zarr``.
+    """
+    job = job if isinstance(job, WaxsJob) else load_job(job)
+    scan = open_source(job)
+    ctx = make_context(job, scan)
+    store = ResultStore(job.job.output, layout(ctx, scan), config_json=to_json(job), resume=job.job.resume)
+    index = scan.frame_index()
+    blocks = store.pending_blocks()
+    if progress:
+        from tqdm import tqdm
+
+        blocks = tqdm(blocks, desc="waxs blocks", unit="block")
+    for b in blocks:
+        rows = index[store.layout.block_slice(b)]
+        k0, k1 = int(rows.min()), int(rows.max()) + 1
+        values = process_block(ctx, np.asarray(scan.frames[k0:k1]), slice(k0, k1))
+        store.write_block(b, to_grid(values, rows - k0, store.layout))
+    finalize(ctx, scan, store)
+    return store.path
+
+
+def open_source(job: WaxsJob) -> Scan:
+    """The scan named by ``[input] source``: a scan store, or an HDF5 dataset read lazily."""
+    inp = job.input
+    if "::" in inp.source:
+        if inp.scan_shape is None:
+            raise ValueError(f"[input] scan_shape is required for the HDF5 source {inp.source}")
+        return open_hdf5_scan(inp.source, scan_shape=inp.scan_shape, scan_order=inp.scan_order,
+                              step_um=inp.step_um)
+    path = Path(inp.source)
+    if not path.exists():
+        raise FileNotFoundError(f"[input] source {path} does not exist (expected a scan store from "
+                                "`gpuproc waxs ingest`, or file.h5::/path/to/dataset)")
+    return open_scan(path)
+
+
+def make_context(job: WaxsJob, scan: Scan) -> Context:
+    integ = job.integration
+    integrator = CakeIntegrator(
+        integ.poni, npt_q=integ.npt_q, npt_azimuth=integ.npt_azimuth, q_range=integ.q_range, unit=integ.unit,
+        shape=tuple(scan.frames.shape[1:]), mask=_image(integ.mask), dark=_image(integ.dark),
+        flat=_image(integ.flat), polarization_factor=integ.polarization_factor, solid_angle=integ.solid_angle,
+        split=integ.split, saturation=integ.saturation, device=job.job.device,
+    )
+    windows = [make_window(r, integrator.q, integrator.azimuth) for r in job.reflections]
+    monitor = None
+    if scan.monitor is not None:
+        m = np.asarray(scan.monitor, dtype=np.float64)
+        monitor = m / np.mean(m)
+    length = "A" if integ.unit == "q_A^-1" else "nm"
+    return Context(job, integrator, windows, monitor, length, "A^-1" if length == "A" else "nm^-1")
+
+
+def _image(path: Path | None) -> np.ndarray | None:
+    if path is None:
+        return None
+    import fabio
+
+    try:
+        return np.asarray(fabio.open(str(path)).data)
+    except Exception as exc:
+        raise OSError(f"cannot read image {path}: {exc}") from None
+
+
+# ---- layout of the results --------------------------------------------------------------------
+
+
+def layout(ctx: Context, scan: Scan) -> ResultLayout:
+    ny, nx = scan.scan_shape
+    dy, dx = scan.attrs.get("step_um", ctx.job.input.step_um)
+    names = np.array([r.name for r in ctx.job.reflections])
+    lu, qu = ctx.length_unit, ctx.q_unit
+    per_refl = ("reflection", "y", "x")
+    units = {"amplitude": "intensity (cake units)", "q0": qu, "fwhm_q": qu, "phi0": "deg", "fwhm_phi": "deg"}
+    long = {"amplitude": "peak amplitude", "q0": "radial peak position", "fwhm_q": "radial FWHM",
+            "phi0": "azimuthal peak position (pyFAI chi)", "fwhm_phi": "azimuthal FWHM"}
+    variables: dict[str, Variable] = {}
+    for p in FIT_PARAMS:
+        variables[p] = Variable(per_refl, units=units[p], long_name=long[p])
+        variables[p + "_err"] = Variable(per_refl, units=units[p], long_name="standard error of " + long[p])
+    variables["fit_status"] = Variable(per_refl, np.uint8, long_name="gpuproc.fit.Status code", fill=255)
+    variables["chi2"] = Variable(per_refl, long_name="reduced chi-square of the fit")
+    maps = {
+        "a": (lu, "lattice parameter a (least squares over hkl)"),
+        "b": (lu, "lattice parameter b"),
+        "c": (lu, "lattice parameter c (NaN without 00l reflections)"),
+        "strain": ("1", "Williamson-Hall microstrain eps (FWHM)"),
+        "size": ("nm", "Williamson-Hall crystallite size s = 2 pi K / dq0"),
+        "orientation": ("deg", "in-plane orientation (phi0 of the orientation reflection)"),
+        "disorder": ("rad", "orientational disorder sqrt(dphi^2 - (dq0/q0)^2 - eps^2), median over WAXS spots"),
+        "a_sc": (lu, "superlattice parameter <a_SC> (mean over SAXS directions)"),
+    }
+    for name, (u, text) in maps.items():
+        variables[name] = Variable(("y", "x"), units=u, long_name=text)
+        variables[name + "_err"] = Variable(("y", "x"), units=u, long_name="standard error of " + text)
+    variables["wh_flag"] = Variable(("y", "x"), np.uint8, long_name="Williamson-Hall flags (gpuproc.waxs.derive.WHFlag)",
+                                    fill=255)
+    coords = {
+        "y": (np.arange(ny) * dy, {"units": "um", "long_name": "scan position y"}),
+        "x": (np.arange(nx) * dx, {"units": "um", "long_name": "scan position x"}),
+        "reflection": (names, {"long_name": "reflection name"}),
+    }
+    statics = {"hkl": (np.array([r.hkl for r in ctx.job.reflections], np.int32), ("reflection", "miller"),
+                       {"long_name": "Miller indices (h, k, l)", "units": ""})}
+    sizes = {"y": ny, "x": nx, "reflection": len(names)}
+    if ctx.job.job.save_cakes:
+        integ = ctx.integrator
+        coords["q"] = (integ.q, {"units": qu, "long_name": "scattering vector"})
+        coords["azimuth"] = (integ.azimuth, {"units": "deg", "long_name": "azimuth (pyFAI chi)"})
+        sizes.update({"q": integ.q.size, "azimuth": integ.azimuth.size})
+        variables["cake"] = Variable(("y", "x", "azimuth", "q"), units="intensity (cake units)",
+                                     long_name="azimuthally regrouped frame")
+    rows = max(1, ctx.job.job.batch_frames // nx)
+    attrs = {"pipeline": "waxs", "q_unit": qu, "length_unit": lu, "fwhm_convention": "all widths are FWHM",
+             "shape_factor": ctx.job.derive.shape_factor}
+    return ResultLayout(sizes, coords, variables, block_dim="y", block_size=rows, attrs=attrs, statics=statics)
+
+
+# ---- one block -------------------------------------------------------------------------------
+
+
+def process_block(ctx: Context, frames: np.ndarray, frame_range: slice) -> dict[str, np.ndarray]:
+    """Integrate, fit and derive consecutive frames; arrays in frame order (frame axis first, or
+    second after the reflection axis)."""
+    signal, norm = ctx.integrator.integrate_sums(frames)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cake = signal / norm
+        weight = norm * norm / np.maximum(signal, 1.0)
+    if ctx.monitor_scale is not None:
+        m = ctx.monitor_scale[frame_range].astype(np.float32)[:, None, None]
+        cake, weight = cake / m, weight * m * m
+    out = fit_reflections(ctx, cake, weight)
+    out.update(derive_maps(ctx, out))
+    if ctx.job.job.save_cakes:
+        out["cake"] = to_numpy(cake)
+    return out
+
+
+def to_grid(values: dict[str, np.ndarray], grid: np.ndarray, lay: ResultLayout) -> dict[str, np.ndarray]:
+    """Frame-order arrays onto scan positions: ``grid`` (rows, nx) holds each position's frame."""
+    out = {}
+    for name, v in values.items():
+        if lay.variables[name].dims[0] == "reflection":
+            out[name] = v[:, grid]
+        else:
+            out[name] = v[grid]
+    return out
+
+
+def fit_reflections(ctx: Context, cake: Any, weight: Any) -> dict[str, Any]:
+    """Fit every window of every frame; arrays (n_reflections, n_frames), NaN where a fit failed."""
+    n = cake.shape[0]
+    out = {k: np.full((len(ctx.windows), n), np.nan, np.float32) for k in FIT_PARAMS}
+    out.update({k + "_err": np.full((len(ctx.windows), n), np.nan, np.float32) for k in FIT_PARAMS})
+    out["fit_status"] = np.zeros((len(ctx.windows), n), np.uint8)
+    out["chi2"] = np.full((len(ctx.windows), n), np.nan, np.float32)
+    for i, w in enumerate(ctx.windows):
+        res = fit("gauss2d_polar", w.take(cake), (w.q, w.phi), weights=w.take(weight), absolute_sigma=True,
+                  device=ctx.job.job.device, max_iter=ctx.job.fit.max_iter).get()
+        ok = res.ok
+        p, e = res.params, res.errors
+        values = {
+            "amplitude": (p[:, 0], e[:, 0]),
+            "q0": (p[:, 1], e[:, 1]),
+            "fwhm_q": derive.fwhm(p[:, 2], e[:, 2]),
+            "phi0": (derive.orientation(p[:, 3], reference=float(np.mean(ctx.job.reflections[i].azimuth_range)),
+                                        period=360.0).value, e[:, 3]),
+            "fwhm_phi": derive.fwhm(p[:, 4], e[:, 4]),
+        }
+        for k, (v, err) in values.items():
+            out[k][i] = np.where(ok, v, np.nan)
+            out[k + "_err"][i] = np.where(ok, err, np.nan)
+        out["fit_status"][i] = res.status
+        out["chi2"][i] = np.where(ok, res.chi2, np.nan)
+    return out
+
+
+def derive_maps(ctx: Context, fits: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Lattice, Williamson-Hall, orientation, disorder and SAXS maps per frame (arrays (n_frames,))."""
+    refl = ctx.job.reflections
+    d = ctx.job.derive
+    wx = ctx.waxs
+    q0, q0e = fits["q0"][wx].T, fits["q0_err"][wx].T
+    fw, fwe = fits["fwhm_q"][wx].T, fits["fwhm_q_err"][wx].T
+    n = q0.shape[0]
+    out: dict[str, np.ndarray] = {}
+    lat = derive.lattice_parameters(q0, [refl[i].hkl for i in wx], q0e)
+    out.update(a=lat.a, a_err=lat.a_err, b=lat.b, b_err=lat.b_err, c=lat.c, c_err=lat.c_err)
+    inst = np.array([refl[i].instrumental_fwhm or 0.0 for i in wx])
+    wh = derive.williamson_hall(q0, fw, fwe, shape_factor=d.shape_factor, instrumental=inst)
+    to_nm = 0.1 if ctx.length_unit == "A" else 1.0
+    out.update(strain=wh.strain, strain_err=wh.strain_err, size=wh.size * to_nm, size_err=wh.size_err * to_nm,
+               wh_flag=np.asarray(wh.flag, np.uint8))
+    o = _orientation_index(ctx)
+    if o is None:
+        out.update(orientation=np.full(n, np.nan), orientation_err=np.full(n, np.nan))
+    else:
+        ref = float(np.mean(refl[o].azimuth_range))
+        est = derive.orientation(fits["phi0"][o], fits["phi0_err"][o], period=d.orientation_period, reference=ref)
+        out.update(orientation=est.value, orientation_err=est.error)
+    dis = derive.orientational_disorder(
+        fits["fwhm_phi"][wx].T, q0, wh.dq_size[:, None], wh.strain[:, None], fwhm_phi_err=fits["fwhm_phi_err"][wx].T,
+        q0_err=q0e, dq_size_err=wh.dq_size_err[:, None], strain_err=wh.strain_err[:, None])
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out["disorder"] = np.nanmedian(dis.value, axis=1)
+            out["disorder_err"] = np.nanmedian(dis.error, axis=1)
+    sx = ctx.saxs
+    if sx:
+        names = [refl[i].name for i in sx]
+        groups = [[names.index(g) for g in grp] for grp in d.saxs_groups] if d.saxs_groups else None
+        sl = derive.superlattice(fits["q0"][sx].T, fits["q0_err"][sx].T, groups=groups)
+        out.update(a_sc=sl.a_mean, a_sc_err=sl.a_mean_err)
+    else:
+        out.update(a_sc=np.full(n, np.nan), a_sc_err=np.full(n, np.nan))
+    return {k: np.asarray(v, dtype=np.uint8 if k == "wh_flag" else np.float32) for k, v in out.items()}
+
+
+def _orientation_index(ctx: Context) -> int | None:
+    refl = ctx.job.reflections
+    name = ctx.job.derive.orientation_reflection
+    if name is not None:
+        return [r.name for r in refl].index(name)
+    for i, r in enumerate(refl):
+        if r.kind == "waxs" and tuple(abs(h) for h in r.hkl) == (1, 0, 0):
+            return i
+    return None
+
+
+# ---- after the last block ----------------------------------------------------------------------
+
+
+def finalize(ctx: Context, scan: Scan, store: ResultStore) -> None:
+    """Statistics over the maps, the scan-averaged cake, figures; then mark the store complete."""
+    maps = {k: store.read(k) for k in ("a", "b", "c", "strain", "size", "orientation", "disorder", "a_sc")}
+    summary = stats.summarize_maps(maps)
+    fields = ("mean", "q1", "median", "q3", "n")
+    store.add_coord("quantity", np.array(list(summary)), {"long_name": "map summarised"})
+    store.add_coord("statistic", np.array(fields), {"long_name": "mean, quartiles and count of finite values"})
+    store.add_array("summary", np.array([[getattr(s, f) for f in fields] for s in summary.values()], np.float64),
+                    ("quantity", "statistic"), long_name="statistics of each map over the scan (units of the map)")
+    wx = ctx.waxs
+    q0_all = store.read("q0")[wx].reshape(len(wx), -1).T
+    fw_all = store.read("fwhm_q")[wx].reshape(len(wx), -1).T
+    inst = np.array([ctx.job.reflections[i].instrumental_fwhm or 0.0 for i in wx])
+    gwh = stats.global_williamson_hall(q0_all, fw_all, shape_factor=ctx.job.derive.shape_factor, instrumental=inst)
+    to_nm = 0.1 if ctx.length_unit == "A" else 1.0
+    corr = stats.size_correlations(maps["a"], maps["b"], maps["size"])
+    extra: dict[str, Any] = {
+        "global_williamson_hall": {"size_nm": float(gwh.size) * to_nm, "strain": float(gwh.strain),
+                                   "slope": float(gwh.slope), "intercept": float(gwh.intercept),
+                                   "flag": int(gwh.flag)},
+        "pearson": {k: {"r": c.r, "p_value": c.p_value, "n": c.n} for k, c in corr.items()},
+        "fit_status_counts": {s.name: int((store.read("fit_status") == s).sum()) for s in Status},
+    }
+    extra["power_law"] = _binned_and_power_law(store, maps)
+    mean_cake = _mean_cake(ctx, scan)
+    store.add_coord("cake_q", ctx.integrator.q, {"units": ctx.q_unit, "long_name": "q of the mean cake"})
+    store.add_coord("cake_azimuth", ctx.integrator.azimuth, {"units": "deg", "long_name": "azimuth of the mean cake"})
+    store.add_array("mean_cake", mean_cake, ("cake_azimuth", "cake_q"), "intensity (cake units)",
+                    f"cake averaged over up to {MEAN_CAKE_FRAMES} frames spread over the scan")
+    if ctx.job.job.figures is not None:
+        from gpuproc.waxs.figures import write_figures
+
+        write_figures(ctx, store, maps, mean_cake, gwh, corr)
+    store.finish({"statistics": json.dumps(extra, default=float)})
+
+
+def _binned_and_power_law(store: ResultStore, maps: dict[str, np.ndarray]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in ("a", "b"):
+        binned = stats.binned_medians(maps["size"], maps[name])
+        store.add_coord("size_bin", binned.centers, {"units": "nm", "long_name": "centre of a 0.5 nm size bin"})
+        store.add_array(f"{name}_binned_median", binned.medians, ("size_bin",), store.group[name].attrs["units"],
+                        f"median of {name} per size bin")
+        ok = np.isfinite(binned.medians)
+        if ok.sum() >= 4:
+            try:
+                pl = stats.fit_power_law(binned.centers[ok], binned.medians[ok], binned.errors[ok])
+                out[name] = pl._asdict()
+            except (RuntimeError, ValueError) as exc:
+                out[name] = {"error": str(exc)}
+    return out
+
+
+def _mean_cake(ctx: Context, scan: Scan) -> np.ndarray:
+    n = scan.frames.shape[0]
+    pick = np.unique(np.linspace(0, n - 1, min(n, MEAN_CAKE_FRAMES)).astype(int))
+    signal = norm = 0.0
+    for i in range(0, pick.size, 16):
+        s, nm = ctx.integrator.integrate_sums(np.asarray(scan.frames[pick[i:i + 16]]))
+        signal = signal + to_numpy(s).sum(axis=0)
+        norm = norm + to_numpy(nm).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(norm > 0, signal / norm, np.nan).astype(np.float32)
