@@ -27,5 +27,9 @@ def demo(device: str, n_fits: int, seed: int) -> None:
     demo_module.run(device=device, n=n_fits, seed=seed)
 
 
+from gpuproc.waxs.cli import waxs  # noqa: E402
+
+main.add_command(waxs)
+
 if __name__ == "__main__":
     main()

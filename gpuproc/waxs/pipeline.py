@@ -102,7 +102,7 @@ def make_context(job: WaxsJob, scan: Scan) -> Context:
         flat=_image(integ.flat), polarization_factor=integ.polarization_factor, solid_angle=integ.solid_angle,
         split=integ.split, saturation=integ.saturation, device=job.job.device,
     )
-    windows = [make_window(r, integrator.q, integrator.azimuth) for r in job.reflections]
+    windows = [make_window(r, integrator.q, integrator.azimuth, integrator.count) for r in job.reflections]
     monitor = None
     if scan.monitor is not None:
         m = np.asarray(scan.monitor, dtype=np.float64)
@@ -171,7 +171,7 @@ def layout(ctx: Context, scan: Scan) -> ResultLayout:
         variables["cake"] = Variable(("y", "x", "azimuth", "q"), units="intensity (cake units)",
                                      long_name="azimuthally regrouped frame")
     rows = max(1, ctx.job.job.batch_frames // nx)
-    attrs = {"pipeline": "waxs", "q_unit": qu, "length_unit": lu, "fwhm_convention": "all widths are FWHM",
+    attrs = {"pipeline": "waxs", "step_um": [float(dy), float(dx)], "q_unit": qu, "length_unit": lu, "fwhm_convention": "all widths are FWHM",
              "shape_factor": ctx.job.derive.shape_factor}
     return ResultLayout(sizes, coords, variables, block_dim="y", block_size=rows, attrs=attrs, statics=statics)
 

@@ -34,8 +34,12 @@ class Window:
         return xp_take.reshape(cakes.shape[0], -1)
 
 
-def make_window(spec: ReflectionSpec, q: np.ndarray, azimuth: np.ndarray) -> Window:
-    """Select the bins of ``spec`` in a cake with bin centres ``q`` and ``azimuth`` (degrees)."""
+def make_window(spec: ReflectionSpec, q: np.ndarray, azimuth: np.ndarray, count: np.ndarray | None = None) -> Window:
+    """Select the bins of ``spec`` in a cake with bin centres ``q`` and ``azimuth`` (degrees).
+
+    ``count`` (n_azimuth, n_q), the pixels per bin left by the static mask, rejects a window that
+    the mask (detector gaps, user mask) covers entirely.
+    """
     lo_q, hi_q = spec.q_range
     q_index = np.nonzero((q >= lo_q) & (q <= hi_q))[0]
     if q_index.size < 3:
@@ -47,6 +51,9 @@ def make_window(spec: ReflectionSpec, q: np.ndarray, azimuth: np.ndarray) -> Win
     if az_index.size < 3:
         raise ValueError(f"reflection {spec.name!r}: azimuth window {spec.azimuth_range} holds {az_index.size} "
                          "bins of the cake")
+    if count is not None and not np.any(count[np.ix_(az_index, q_index)] > 0):
+        raise ValueError(f"reflection {spec.name!r}: every pixel of its window (q {spec.q_range}, azimuth "
+                         f"{spec.azimuth_range} deg) is masked (detector gaps or user mask)")
     phi = lo + offset[az_index]
     qq, pp = np.meshgrid(q[q_index], phi, indexing="xy")
     return Window(spec.name, az_index, q_index, qq.ravel().astype(np.float32), pp.ravel().astype(np.float32))

@@ -1,0 +1,61 @@
+"""``gpuproc waxs ingest | run | synth``: thin wrappers over the Python API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.group()
+def waxs() -> None:
+    """Scanning X-ray nanodiffraction: frames -> cakes -> Bragg-spot fits -> structural maps."""
+
+
+@waxs.command()
+@click.argument("source", nargs=-1, required=True)
+@click.option("-o", "--store", "store", type=click.Path(path_type=Path), required=True,
+              help="Zarr store to create (directory).")
+@click.option("--scan-shape", nargs=2, type=int, required=True, metavar="NY NX", help="Scan positions.")
+@click.option("--order", type=click.Choice(["row", "snake"]), default="row", show_default=True)
+@click.option("--step", nargs=2, type=float, default=(1.0, 1.0), show_default=True, metavar="DY DX",
+              help="Scan step in um.")
+@click.option("--monitor", type=click.Path(exists=True, path_type=Path), default=None,
+              help=".npy file with one monitor (I0) value per frame.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing store.")
+def ingest(source: tuple[str, ...], store: Path, scan_shape: tuple[int, int], order: str,
+           step: tuple[float, float], monitor: Path | None, overwrite: bool) -> None:
+    """Copy frames (fabio files / glob, or file.h5::/entry/data/data) into a chunked Zarr scan store."""
+    import numpy as np
+
+    from gpuproc.io.store import ingest_frames
+
+    src = source[0] if len(source) == 1 else list(source)
+    mon = np.load(monitor) if monitor is not None else None
+    path = ingest_frames(src, store, scan_shape=scan_shape, scan_order=order, step_um=step, monitor=mon,
+                         overwrite=overwrite)
+    click.echo(f"wrote {path}")
+
+
+@waxs.command()
+@click.argument("job_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def run(job_file: Path, progress: bool) -> None:
+    """Run the WAXS job described by JOB_FILE (TOML)."""
+    from gpuproc.waxs.pipeline import run_waxs
+
+    path = run_waxs(job_file, progress=progress)
+    click.echo(f"results: {path}  (open with xarray.open_zarr)")
+
+
+@waxs.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--shape", nargs=2, type=int, default=(12, 16), show_default=True, metavar="NY NX")
+@click.option("--detector", default="Pilatus100k", show_default=True, help="pyFAI detector name.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def synth(directory: Path, shape: tuple[int, int], detector: str, seed: int) -> None:
+    """Write a synthetic scan with ground truth and a job file that processes it."""
+    from gpuproc.waxs.demo_data import write_demo_job
+
+    job, _ = write_demo_job(directory, tuple(shape), detector, seed)
+    click.echo(f"wrote {job}; run it with: gpuproc waxs run {job}")

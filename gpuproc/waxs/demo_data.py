@@ -1,0 +1,50 @@
+"""A ready-to-run synthetic WAXS job: scan store, PONI, job file and ground truth on disk.
+
+Used by ``gpuproc demo``, the tests and the benchmarks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gpuproc.io.store import write_scan
+from gpuproc.synth.waxs import SyntheticScan, make_waxs_scan
+
+
+def write_demo_job(directory: str | Path, shape: tuple[int, int] = (12, 16), detector: str = "Pilatus100k",
+                   seed: int = 0, *, npt_q: int = 300, npt_azimuth: int = 360, step_um: float = 0.3,
+                   figures: bool = True, job_overrides: dict[str, Any] | None = None,
+                   **synth: Any) -> tuple[Path, SyntheticScan]:
+    """Render a synthetic scan into ``directory`` and write ``job.toml`` that processes it.
+
+    Returns the job file path and the :class:`~gpuproc.synth.waxs.SyntheticScan` (its ``truth``
+    holds the ground-truth maps). Frames are rendered and written one at a time.
+    """
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    scan = make_waxs_scan(shape, detector=detector, seed=seed, **synth)
+    write_scan((scan.frame(i)[None] for i in range(scan.n_frames)), d / "scan.zarr", n_frames=scan.n_frames,
+               frame_shape=scan.frame_shape, dtype=np.uint32, scan_shape=scan.shape, step_um=(step_um, step_um),
+               sources=[f"synthetic:{detector}:seed={seed}"], overwrite=True)
+    scan.write_poni(d / "geometry.poni")
+    scan.write_truth(d / "truth.npz")
+    job = {
+        "job": {"output": "results.zarr", **({"figures": "figures"} if figures else {}), **(job_overrides or {})},
+        "input": {"source": "scan.zarr"},
+        "integration": {"poni": "geometry.poni", "q_range": [0.8, 2.3], "npt_q": npt_q, "npt_azimuth": npt_azimuth,
+                        "polarization_factor": 0.99, "unit": "q_A^-1"},
+        "reflections": [r.to_dict() for r in scan.reflections],
+    }
+    path = d / "job.toml"
+    path.write_text(_toml(job))
+    return path, scan
+
+
+def _toml(job: dict[str, Any]) -> str:
+    """TOML text of a job dict (tables, arrays of tables, scalars and flat lists)."""
+    import tomli_w
+
+    return tomli_w.dumps(job)
