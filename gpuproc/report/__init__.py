@@ -6,5 +6,15 @@ the :class:`~pathlib.Path` of the PNG written.
 """
 
 from gpuproc.report.maps import nice_scale_bar_length, plot_map, plot_maps, resolve_cmap
+from gpuproc.report.waxs import azimuth_pieces, plot_cake, plot_correlations, plot_williamson_hall
 
-__all__ = ["nice_scale_bar_length", "plot_map", "plot_maps", "resolve_cmap"]
+__all__ = [
+    "azimuth_pieces",
+    "nice_scale_bar_length",
+    "plot_cake",
+    "plot_correlations",
+    "plot_map",
+    "plot_maps",
+    "plot_williamson_hall",
+    "resolve_cmap",
+]

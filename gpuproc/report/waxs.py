@@ -1,0 +1,377 @@
+"""Publication-quality PNG figures of the WAXS analysis: Williamson-Hall plot, lattice parameter
+versus crystallite size correlations and the scan-averaged cake with its fit windows.
+
+Each function draws on its own :class:`matplotlib.figure.Figure` with an Agg canvas (no pyplot,
+thread-safe), writes a PNG and returns its :class:`~pathlib.Path`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib import patheffects
+from matplotlib.axes import Axes
+from matplotlib.colors import LogNorm, Normalize
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import FuncFormatter, NullFormatter
+
+from gpuproc.report.maps import _save, resolve_cmap
+from gpuproc.waxs.derive import DEFAULT_SHAPE_FACTOR
+
+__all__ = ["azimuth_pieces", "plot_cake", "plot_correlations", "plot_williamson_hall"]
+
+# two well-separated colours from batlow (dark blue / orange) for a and b
+_COLOR_A = "#1f5f8b"
+_COLOR_B = "#d9822b"
+_OUTLINE = [patheffects.withStroke(linewidth=2.2, foreground="black")]
+
+
+def _power_of_ten(values: np.ndarray) -> int:
+    finite = np.abs(values[np.isfinite(values)])
+    finite = finite[finite > 0]
+    return int(math.floor(math.log10(finite.max()))) if finite.size else 0
+
+
+def plot_williamson_hall(q0_median: Mapping[str, float], fwhm_median: Mapping[str, float], slope: float,
+                         intercept: float, path: str | Path, *, size_nm: float | None = None,
+                         strain: float | None = None, shape_factor: float = DEFAULT_SHAPE_FACTOR,
+                         q_unit: str = "\u00c5$^{-1}$", dpi: int = 150) -> Path:
+    """Global Williamson-Hall plot: FWHM_q^2 against q0^2 of the per-reflection medians.
+
+    The line ``dq^2 = eps^2 q^2 + dq0^2`` (``slope = eps^2``, ``intercept = dq0^2``) is drawn from
+    q^2 = 0, so its intercept (the size broadening) is visible.
+
+    Parameters
+    ----------
+    q0_median : mapping reflection name -> float
+        Median radial peak position per reflection (A^-1), e.g. ``{"100": 1.07, "110": 1.51}``.
+    fwhm_median : mapping reflection name -> float
+        Median radial FWHM per reflection (A^-1). Reflections present in both mappings with
+        finite values are plotted.
+    slope : float
+        WH slope eps^2 (dimensionless).
+    intercept : float
+        WH intercept dq0^2 (A^-2).
+    path : str or Path
+        Output PNG.
+    size_nm : float, optional
+        Crystallite size (nm) for the legend; by default ``2 pi K / sqrt(intercept) / 10``.
+    strain : float, optional
+        Microstrain eps as a fraction (shown in %); by default ``sqrt(slope)``.
+    shape_factor : float
+        Scherrer constant K for the default size.
+    q_unit : str
+        Unit label of q (mathtext allowed).
+    dpi : int
+        PNG resolution.
+
+    Returns
+    -------
+    Path
+        The PNG written.
+    """
+    names = [n for n in q0_median if n in fwhm_median
+             and np.isfinite(q0_median[n]) and np.isfinite(fwhm_median[n])]
+    x = np.array([float(q0_median[n]) ** 2 for n in names])
+    y = np.array([float(fwhm_median[n]) ** 2 for n in names])
+    slope, intercept = float(slope), float(intercept)
+    if strain is None and np.isfinite(slope) and slope >= 0:
+        strain = math.sqrt(slope)
+    if size_nm is None and np.isfinite(intercept) and intercept > 0:
+        size_nm = 2 * math.pi * shape_factor / math.sqrt(intercept) / 10.0
+    x_max = 1.12 * (x.max() if x.size else 1.0)
+    line_x = np.linspace(0.0, x_max, 50)
+    line_y = slope * line_x + intercept
+    exponent = _power_of_ten(np.concatenate([y, line_y]) if np.all(np.isfinite(line_y)) else y)
+    scale = 10.0**exponent
+
+    fig = Figure(figsize=(4.8, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    parts = []
+    if size_nm is not None and np.isfinite(size_nm):
+        parts.append(f"$s$ = {size_nm:.1f} nm")
+    if strain is not None and np.isfinite(strain):
+        parts.append(f"$\\varepsilon$ = {100 * strain:.2f} %")
+    label = "WH fit" + (": " + ", ".join(parts) if parts else "")
+    if np.all(np.isfinite(line_y)):
+        ax.plot(line_x, line_y / scale, color="0.25", lw=1.4, zorder=2, label=label)
+    ax.scatter(x, y / scale, s=42, color=_COLOR_A, edgecolor="black", linewidth=0.6, zorder=3,
+               label="medians per reflection")
+    for name, xi, yi in zip(names, x, y):
+        ax.annotate(name, (xi, yi / scale), xytext=(5, 5), textcoords="offset points", fontsize=9)
+    ax.set_xlim(0.0, x_max)
+    ax.set_ylim(bottom=0.0, top=1.15 * max(np.nanmax(y / scale) if y.size else 1.0,
+                                           np.nanmax(line_y / scale) if np.all(np.isfinite(line_y)) else 0))
+    ax.set_xlabel(f"$q_0^2$ ({_squared(q_unit)})")
+    power = "" if exponent == 0 else f"10$^{{{exponent}}}$ "
+    ax.set_ylabel(f"FWHM$_q^2$ ({power}{_squared(q_unit)})")
+    ax.set_title("Williamson\u2013Hall")
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    return _save(fig, path, dpi)
+
+
+def _squared(unit: str) -> str:
+    if unit in ("A^-1", "\u00c5^-1", "1/A", "\u00c5$^{-1}$"):
+        return "\u00c5$^{-2}$"
+    if unit in ("nm^-1", "1/nm", "nm$^{-1}$"):
+        return "nm$^{-2}$"
+    return f"({unit})$^2$"
+
+
+def _binned_arrays(binned: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    if isinstance(binned, Mapping):
+        centers = binned["centers"]
+        med_a, med_b = binned.get("a"), binned.get("b")
+    else:
+        centers, med_a, med_b = binned
+    as_arr = (lambda v: None if v is None else np.asarray(getattr(v, "medians", v), dtype=float))
+    return np.asarray(centers, dtype=float), as_arr(med_a), as_arr(med_b)
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    keep = np.isfinite(x) & np.isfinite(y)
+    if keep.sum() < 3 or np.std(x[keep]) == 0 or np.std(y[keep]) == 0:
+        return float("nan")
+    return float(np.corrcoef(x[keep], y[keep])[0, 1])
+
+
+def plot_correlations(size_nm: np.ndarray, a: np.ndarray, b: np.ndarray, path: str | Path, *,
+                      binned: Any = None, power_law: Any = None, r_a: float | None = None,
+                      r_b: float | None = None, max_scatter: int = 5000, dpi: int = 150) -> Path:
+    """Lattice parameters a and b against crystallite size s, one panel each (shared a/b axis).
+
+    Parameters
+    ----------
+    size_nm : ndarray
+        WH crystallite size per position (nm); any shape, flattened. NaN positions are left out.
+    a, b : ndarray, same shape
+        Lattice parameters per position (A).
+    path : str or Path
+        Output PNG.
+    binned : (centers, medians_a, medians_b) or mapping with keys centers, a, b, optional
+        Medians in size bins (e.g. 0.5 nm): centres (nm) and medians (A); a
+        :class:`~gpuproc.waxs.stats.BinnedMedians` is accepted for the medians. Drawn as
+        markers joined by lines; the other parameter's medians are repeated faintly in each
+        panel for comparison.
+    power_law : (a0, C, alpha) or mapping {"a": (...), "b": (...)}, optional
+        Fitted ``a - a0 = C s^-alpha`` (A, A nm^alpha, dimensionless); a bare tuple (or a
+        :class:`~gpuproc.waxs.stats.PowerLaw`) applies to a.
+    r_a, r_b : float, optional
+        Pearson r of (a, s) and (b, s) for the legend; computed from the data when omitted.
+    max_scatter : int
+        Above this many valid points a 2D histogram replaces the scatter.
+    dpi : int
+        PNG resolution.
+
+    Returns
+    -------
+    Path
+        The PNG written.
+    """
+    s = np.asarray(size_nm, dtype=float).ravel()
+    values = {"a": np.asarray(a, dtype=float).ravel(), "b": np.asarray(b, dtype=float).ravel()}
+    r = {"a": _pearson(s, values["a"]) if r_a is None else float(r_a),
+         "b": _pearson(s, values["b"]) if r_b is None else float(r_b)}
+    colors = {"a": _COLOR_A, "b": _COLOR_B}
+    cmaps = {"a": "devon_r", "b": "lajolla_r"}  # white (few points) -> saturated (many)
+    laws: dict[str, tuple[float, float, float]] = {}
+    if power_law is not None:
+        items = power_law.items() if isinstance(power_law, Mapping) else [("a", power_law)]
+        laws = {k: tuple(float(v) for v in tuple(law)[:3]) for k, law in items if law is not None}
+    centers, med = None, {"a": None, "b": None}
+    if binned is not None:
+        centers, med["a"], med["b"] = _binned_arrays(binned)
+
+    fig = Figure(figsize=(8.0, 3.6), layout="constrained")
+    axes = fig.subplots(1, 2, sharex=True, sharey=True)
+    finite_s = s[np.isfinite(s)]
+    s_lo, s_hi = (float(finite_s.min()), float(finite_s.max())) if finite_s.size else (1.0, 2.0)
+    for ax, key in zip(axes, ("a", "b")):
+        v = values[key]
+        keep = np.isfinite(s) & np.isfinite(v)
+        label = f"{key}, $r$ = {r[key]:+.2f}" if np.isfinite(r[key]) else key
+        if keep.sum() > max_scatter:
+            ax.hist2d(s[keep], v[keep], bins=(80, 80), cmap=resolve_cmap(cmaps[key], bad="none"),
+                      cmin=1, rasterized=True)
+            ax.plot([], [], "s", color=colors[key], label=label)
+        else:
+            ax.scatter(s[keep], v[keep], s=8, color=colors[key], alpha=0.45, linewidth=0,
+                       rasterized=True, label=label)
+        if centers is not None:
+            other = "b" if key == "a" else "a"
+            if med[key] is not None:
+                ax.plot(centers, med[key], "o-", color="black", mfc=colors[key], ms=5, lw=1.2,
+                        label=f"{key}, median per bin", zorder=4)
+            if med[other] is not None:
+                ax.plot(centers, med[other], "--", color=colors[other], lw=1.0, alpha=0.8,
+                        label=f"{other}, median per bin", zorder=3)
+        if key in laws:
+            a0, c, alpha = laws[key]
+            grid = np.linspace(max(s_lo, 1e-3), s_hi, 200)
+            ax.plot(grid, a0 + c * grid ** (-alpha), color="black", lw=1.6, zorder=5,
+                    path_effects=[patheffects.withStroke(linewidth=3, foreground="white")],
+                    label=f"${key}_0 + C s^{{-\\alpha}}$: ${key}_0$ = {a0:.4f} \u00c5, "
+                          f"$\\alpha$ = {alpha:.2f}")
+        ax.set_xlabel("crystallite size $s$ (nm)")
+        ax.set_title(f"lattice parameter {key}")
+        ax.legend(loc="best", fontsize=7, frameon=True, framealpha=0.8)
+        ax.grid(alpha=0.25, lw=0.5)
+    axes[0].set_ylabel("lattice parameter (\u00c5)")
+    return _save(fig, path, dpi)
+
+
+def azimuth_pieces(lo: float, hi: float, az_min: float, az_max: float,
+                   period: float = 360.0) -> list[tuple[float, float]]:
+    """Split an azimuthal interval into the pieces visible on an axis ``[az_min, az_max]``.
+
+    The interval runs from ``lo`` anticlockwise to ``hi`` (degrees); ``hi < lo`` means it
+    wraps through the seam (e.g. ``(170, -170)`` is 20 deg wide). It is placed in the periodic
+    range starting at ``az_min``; a part running past ``az_min + period`` continues at
+    ``az_min``. Pieces outside ``[az_min, az_max]`` are clipped away.
+
+    Parameters
+    ----------
+    lo, hi : float
+        Interval ends (deg).
+    az_min, az_max : float
+        Displayed azimuth range (deg), ``az_max - az_min <= period``.
+    period : float
+        Azimuth period (deg).
+
+    Returns
+    -------
+    list of (float, float)
+        One piece, two across the seam, or none if entirely outside the displayed range.
+    """
+    width = hi - lo
+    if width > period or math.isclose(width, period):
+        width = period
+    else:
+        width = width % period
+    start = az_min + (lo - az_min) % period
+    raw = [(start, start + width)]
+    if start + width > az_min + period:
+        raw = [(start, az_min + period), (az_min, start + width - period)]
+    pieces = []
+    for p_lo, p_hi in raw:
+        p_lo, p_hi = max(p_lo, az_min), min(p_hi, az_max)
+        if p_hi > p_lo:
+            pieces.append((p_lo, p_hi))
+    return pieces
+
+
+def _edges(centers: np.ndarray) -> np.ndarray:
+    c = np.asarray(centers, dtype=float)
+    if c.size == 1:
+        return np.array([c[0] - 0.5, c[0] + 0.5])
+    mid = 0.5 * (c[1:] + c[:-1])
+    return np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
+
+
+def _draw_windows(ax: Axes, windows: Sequence[Mapping[str, Any]], az_min: float, az_max: float,
+                  period: float = 360.0) -> list[Rectangle]:
+    """Draw each fit window as labelled rectangle(s) on ``ax``; returns all rectangles."""
+    rectangles = []
+    for window in windows:
+        q_lo, q_hi = (float(v) for v in window["q_range"])
+        a_lo, a_hi = (float(v) for v in window["azimuth_range"])
+        pieces = azimuth_pieces(a_lo, a_hi, az_min, az_max, period)
+        for p_lo, p_hi in pieces:
+            rect = Rectangle((q_lo, p_lo), q_hi - q_lo, p_hi - p_lo, fill=False, edgecolor="white",
+                             linewidth=1.3, zorder=4, path_effects=_OUTLINE)
+            ax.add_patch(rect)
+            rectangles.append(rect)
+        if pieces:
+            p_lo, p_hi = max(pieces, key=lambda p: p[1] - p[0])
+            ax.text(q_hi, p_hi, f" {window.get('name', '')}", ha="left", va="top", fontsize=7,
+                    color="white", zorder=5, path_effects=_OUTLINE, clip_on=True)
+    return rectangles
+
+
+def _draw_cake(fig: Figure, cake: np.ndarray, q: np.ndarray, azimuth_deg: np.ndarray,
+               windows: Sequence[Mapping[str, Any]], *, q_unit: str, log: bool, cmap: str,
+               period: float = 360.0) -> tuple[Axes, list[Rectangle]]:
+    cake = np.asarray(cake, dtype=float)
+    q, az = np.asarray(q, dtype=float), np.asarray(azimuth_deg, dtype=float)
+    if cake.shape != (az.size, q.size):
+        raise ValueError(f"cake shape {cake.shape} != (n_azimuth, n_q) = ({az.size}, {q.size})")
+    finite = cake[np.isfinite(cake)]
+    data = np.where(np.isfinite(cake), cake, np.nan)
+    if log:
+        positive = finite[finite > 0]
+        if positive.size:
+            vmin, vmax = float(np.percentile(positive, 1.0)), float(positive.max())
+        else:
+            vmin, vmax = 1.0, 10.0
+        vmax = max(vmax, vmin * 10.0 if vmin == vmax else vmax)
+        data = np.where(np.isfinite(data), np.maximum(data, vmin), np.nan)  # only NaN stays grey
+        norm = LogNorm(vmin, vmax)
+    else:
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        norm = Normalize(lo, hi if hi > lo else lo + 1.0)
+    q_edges, az_edges = _edges(q), _edges(az)
+    ax = fig.add_subplot()
+    mesh = ax.pcolormesh(q_edges, az_edges, np.ma.masked_invalid(data), cmap=resolve_cmap(cmap),
+                         norm=norm, shading="flat", rasterized=True)
+    ax.set_facecolor(resolve_cmap(cmap).get_bad())
+    az_min, az_max = float(az_edges.min()), float(az_edges.max())
+    ax.set_xlim(q_edges.min(), q_edges.max())
+    ax.set_ylim(az_min, az_max)
+    rectangles = _draw_windows(ax, windows, az_min, az_max, period)
+    unit = {"A^-1": "\u00c5$^{-1}$", "nm^-1": "nm$^{-1}$"}.get(q_unit, q_unit)
+    ax.set_xlabel(f"$q$ ({unit})")
+    ax.set_ylabel("azimuth $\\varphi$ (deg)")
+    if az_max - az_min >= 180:
+        ax.set_yticks(np.arange(math.ceil(az_min / 90) * 90, az_max + 1e-9, 90))
+    cbar = fig.colorbar(mesh, ax=ax, pad=0.02)
+    cbar.set_label("intensity (a.u., log scale)" if log else "intensity (a.u.)")
+    if log:  # plain numbers on major and minor ticks instead of 4x10^1
+        plain = FuncFormatter(lambda v, _: f"{v:g}")
+        cbar.ax.yaxis.set_major_formatter(plain)
+        cbar.ax.yaxis.set_minor_formatter(plain if norm.vmax / norm.vmin < 100 else NullFormatter())
+    ax.set_title("scan-averaged cake and fit windows")
+    return ax, rectangles
+
+
+def plot_cake(cake: np.ndarray, q: np.ndarray, azimuth_deg: np.ndarray,
+              windows: Sequence[Mapping[str, Any]], path: str | Path, *, q_unit: str = "A^-1",
+              log: bool = True, cmap: str = "batlow", dpi: int = 150) -> Path:
+    """Scan-averaged cake (azimuth vs q) with every fit window drawn as a labelled rectangle.
+
+    Parameters
+    ----------
+    cake : ndarray, shape (n_azimuth, n_q)
+        Mean regrouped intensity (arbitrary units); NaN (masked bins) drawn grey.
+    q : ndarray, shape (n_q,)
+        Bin centres in q (``q_unit``), increasing.
+    azimuth_deg : ndarray, shape (n_azimuth,)
+        Bin centres in azimuth (deg), increasing, e.g. -180..180 or 0..360.
+    windows : sequence of mappings
+        Each with ``name`` (str), ``q_range`` (lo, hi) in ``q_unit`` and ``azimuth_range``
+        (lo, hi) in deg. ``hi < lo``, or ranges past the displayed seam (e.g. 350..370 on a
+        0..360 axis), are drawn in two pieces, see :func:`azimuth_pieces`.
+    path : str or Path
+        Output PNG.
+    q_unit : str
+        Unit of q: ``"A^-1"`` or ``"nm^-1"`` are typeset; anything else used verbatim.
+    log : bool
+        Logarithmic colour scale from the 1st percentile of the positive values to the maximum
+        (values below are drawn at the lowest colour; NaN grey).
+    cmap : str
+        Colour map name.
+    dpi : int
+        PNG resolution.
+
+    Returns
+    -------
+    Path
+        The PNG written.
+    """
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    _draw_cake(fig, cake, q, azimuth_deg, windows, q_unit=q_unit, log=log, cmap=cmap)
+    return _save(fig, path, dpi)
