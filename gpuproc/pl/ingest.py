@@ -1,0 +1,304 @@
+"""Ingest PL spectra into a chunked Zarr v3 store, and open such a store lazily.
+
+Layout of a spectra store (a Zarr v3 group, readable with ``xarray.open_zarr``)::
+
+    <store>/spectra   map: (y, x, channel); time series: (time, channel); float32 counts,
+                      chunks of whole rows (about 16 MB), Blosc zstd + bitshuffle
+    <store>/axis      (channel,) float64 spectral axis, attribute ``units`` "nm" or "eV"
+    <store>/y, x      map: (y,), (x,) float64 positions in um
+    <store>/time      time series: (time,) float64 acquisition times in s
+
+Group attributes: ``kind`` ("pl_spectra"), ``mode`` ("map" or "timeseries"), ``axis_unit``,
+``step_um`` [dy, dx], ``time_step_s``, ``events`` [{"time": s, "label": str}], ``sources``,
+``gpuproc_version`` and ``complete`` (True, written last). As for the WAXS frame store, the
+ingest writes ``<store>.partial`` and renames it only when complete.
+
+Step sizes, time step and events come from the call, else from the file's metadata (HDF5 /
+Zarr attributes ``step_um``, ``time_step_s``, ``events``), else the defaults (1 um, 1 s, none).
+HDF5, Zarr and ``.npy`` sources are copied a chunk at a time (bounded memory); the other formats
+are read whole by :func:`gpuproc.io.spectra.read_spectra` first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec
+
+from gpuproc.io.spectra import read_spectra
+from gpuproc.pl.spectra import check_axis
+
+KIND = "pl_spectra"
+MODES = ("map", "timeseries")
+TARGET_CHUNK_BYTES = 16 * 2**20
+
+
+@dataclass
+class SpectraStore:
+    """An ingested spectra store, opened lazily.
+
+    Attributes
+    ----------
+    spectra : zarr.Array
+        (ny, nx, n_channels) or (nt, n_channels) counts; slice it to read rows.
+    axis : numpy.ndarray
+        (n_channels,) spectral axis in ``attrs["axis_unit"]``.
+    attrs : dict
+        Group attributes (see the module docstring).
+    path : Path
+    """
+
+    spectra: zarr.Array
+    axis: np.ndarray
+    attrs: dict[str, Any]
+    path: Path
+
+    @property
+    def mode(self) -> str:
+        """``"map"`` or ``"timeseries"``."""
+        return self.attrs["mode"]
+
+    @property
+    def n_rows(self) -> int:
+        """Map rows (y) or time points: the dimension processed in blocks."""
+        return int(self.spectra.shape[0])
+
+    def coords(self) -> dict[str, np.ndarray]:
+        """Position (um) or time (s) coordinates by dimension name."""
+        g = zarr.open_group(str(self.path), mode="r")
+        names = ("y", "x") if self.mode == "map" else ("time",)
+        return {n: np.asarray(g[n][...]) for n in names}
+
+
+def ingest_spectra(
+    source: str | Path,
+    store_path: str | Path,
+    *,
+    data_path: str = "data",
+    axis_path: str = "axis",
+    axis: Any = None,
+    axis_unit: str | None = None,
+    mode: str | None = None,
+    shape: tuple[int, int] | None = None,
+    step_um: tuple[float, float] | None = None,
+    time_step_s: float | None = None,
+    events: Sequence[dict[str, Any]] | None = None,
+    chunk_rows: int | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Copy spectra from a file into a chunked spectra store.
+
+    Parameters
+    ----------
+    source
+        Spectra file in any format of :mod:`gpuproc.io.spectra`.
+    store_path
+        Target directory of the Zarr v3 store.
+    data_path, axis_path, axis, axis_unit
+        As in :func:`gpuproc.io.spectra.read_spectra`; ``axis_unit`` "nm" or "eV".
+    mode
+        ``"map"`` or ``"timeseries"``; default: 3D data are a map, 2D data a time series.
+    shape
+        (ny, nx) of a map stored as a flat list of spectra (row by row).
+    step_um
+        (dy, dx) map step, um.
+    time_step_s
+        Time between spectra of a time series, s.
+    events
+        Stimulus events ``{"time": s, "label": str}`` of a time series.
+    chunk_rows
+        Map rows (or spectra of a time series) per chunk; default about 16 MB per chunk.
+    overwrite
+        Replace an existing store.
+
+    Returns
+    -------
+    pathlib.Path
+        The completed store.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Missing, empty or unknown source; axis and data lengths that differ; a non-monotonic
+        axis; data whose dimensions do not fit ``mode`` / ``shape``.
+    FileExistsError
+        The store exists and ``overwrite`` is False.
+    """
+    final = Path(store_path)
+    if final.exists() and not overwrite:
+        raise FileExistsError(f"spectra store already exists: {final} (pass overwrite=True)")
+    with _open_source(Path(source), data_path, axis_path, axis, axis_unit) as (data, ax, unit, meta):
+        check_axis(ax, data.shape[-1], f"{source}: spectral axis")
+        if unit not in ("nm", "eV"):
+            raise ValueError(f"{source}: spectral axis unit {unit!r} is not 'nm' or 'eV'; pass axis_unit")
+        mode, grid = _layout(Path(source), data.shape, mode, shape)
+        attrs = _attrs(meta, mode, unit, step_um, time_step_s, events, [str(source)])
+        partial = final.with_name(final.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        group = zarr.open_group(str(partial), mode="w", zarr_format=3)
+        _write_spectra(group, data, grid, chunk_rows)
+    _write_coords(group, ax, unit, grid, attrs)
+    group.attrs.update(attrs)
+    group.attrs["complete"] = True
+    if final.exists():
+        shutil.rmtree(final)
+    partial.rename(final)
+    return final
+
+
+def open_spectra(store_path: str | Path) -> SpectraStore:
+    """Open a completed spectra store lazily.
+
+    Raises
+    ------
+    FileNotFoundError
+        No store at ``store_path``.
+    ValueError
+        Not a spectra store, or an incomplete one (interrupted ingest).
+    """
+    path = Path(store_path)
+    if not path.exists():
+        raise FileNotFoundError(f"spectra store not found: {path}")
+    group = zarr.open_group(str(path), mode="r")
+    attrs = dict(group.attrs)
+    if attrs.get("kind") != KIND:
+        raise ValueError(f"{path}: not a PL spectra store (run `gpuproc pl ingest` first)")
+    if not attrs.get("complete"):
+        raise ValueError(f"spectra store {path} is incomplete (interrupted ingest?)")
+    return SpectraStore(group["spectra"], np.asarray(group["axis"][...]), attrs, path)
+
+
+def is_spectra_store(path: str | Path) -> bool:
+    """True if ``path`` is a Zarr group written by :func:`ingest_spectra`."""
+    p = Path(path)
+    if not (p / "zarr.json").is_file():
+        return False
+    return zarr.open_group(str(p), mode="r").attrs.get("kind") == KIND
+
+
+@contextlib.contextmanager
+def _open_source(p: Path, data_path: str, axis_path: str, axis: Any,
+                 axis_unit: str | None) -> Iterator[tuple[Any, np.ndarray, str, dict[str, Any]]]:
+    """Data as a sliceable array (lazy for HDF5, Zarr, .npy), axis, unit and metadata."""
+    suffix = p.suffix.lower()
+    if p.is_file() and suffix in (".h5", ".hdf5", ".hdf", ".nxs"):
+        import h5py
+
+        with h5py.File(p, "r") as f:
+            _need(p, f, (data_path, axis_path))
+            ax = np.asarray(f[axis_path][()] if axis is None else axis, dtype=np.float64).ravel()
+            meta = {**dict(f.attrs), **dict(f[data_path].attrs)}
+            yield f[data_path], ax, axis_unit or _unit(f[axis_path].attrs), _decoded(meta)
+    elif p.is_dir() and suffix == ".zarr" and not is_spectra_store(p):
+        g = zarr.open_group(str(p), mode="r")
+        _need(p, [k for k, _ in g.arrays()], (data_path, axis_path))
+        ax = np.asarray(g[axis_path][...] if axis is None else axis, dtype=np.float64).ravel()
+        yield g[data_path], ax, axis_unit or _unit(g[axis_path].attrs), {**dict(g.attrs), **dict(g[data_path].attrs)}
+    elif p.is_file() and suffix == ".npy" and axis is not None and p.stat().st_size > 0:
+        yield np.load(p, mmap_mode="r"), np.asarray(axis, dtype=np.float64).ravel(), axis_unit or "nm", {}
+    else:
+        yield read_spectra(p, data_path=data_path, axis_path=axis_path, axis=axis, axis_unit=axis_unit)
+
+
+def _need(p: Path, names: Any, wanted: tuple[str, str]) -> None:
+    for name in wanted:
+        if name not in names:
+            raise ValueError(f"{p}: no array {name!r}")
+
+
+def _unit(attrs: Any) -> str:
+    for key in ("units", "unit"):
+        if key in attrs:
+            v = attrs[key]
+            return v.decode() if isinstance(v, bytes) else str(v)
+    return "nm"
+
+
+def _decoded(meta: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in meta.items()}
+
+
+def _layout(p: Path, data_shape: tuple[int, ...], mode: str | None,
+            shape: tuple[int, int] | None) -> tuple[str, tuple[int, ...]]:
+    """Mode and the stored shape without channels: (ny, nx) for a map, (nt,) for a time series."""
+    n_spectra = int(np.prod(data_shape[:-1]))
+    if mode is not None and mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    mode = mode or ("map" if len(data_shape) == 3 or shape is not None else "timeseries")
+    if mode == "timeseries":
+        if len(data_shape) != 2:
+            raise ValueError(f"{p}: a time series needs data (time, channel), got shape {tuple(data_shape)}")
+        return mode, (n_spectra,)
+    grid = tuple(shape) if shape is not None else tuple(data_shape[:-1])
+    if len(grid) != 2 or grid[0] * grid[1] != n_spectra:
+        raise ValueError(f"{p}: {n_spectra} spectra (data shape {tuple(data_shape)}) do not fill a map of "
+                         f"shape {grid}; give [input] shape = [ny, nx]")
+    return mode, grid
+
+
+def _attrs(meta: dict[str, Any], mode: str, unit: str, step_um: Any, time_step_s: Any, events: Any,
+           sources: list[str]) -> dict[str, Any]:
+    """Store attributes: the caller's values, else the file's, else defaults."""
+    from gpuproc import __version__
+
+    file_events = meta.get("events", [])
+    if isinstance(file_events, str):
+        file_events = json.loads(file_events)
+    events = file_events if events is None else events
+    return {
+        "kind": KIND,
+        "mode": mode,
+        "axis_unit": unit,
+        "step_um": [float(s) for s in (step_um if step_um is not None else meta.get("step_um", (1.0, 1.0)))],
+        "time_step_s": float(time_step_s if time_step_s is not None else meta.get("time_step_s", 1.0)),
+        "events": [{"time": float(e["time"]), "label": str(e.get("label", ""))} for e in events],
+        "sources": sources,
+        "units": {"spectra": "counts", "axis": unit, "y": "um", "x": "um", "time": "s"},
+        "gpuproc_version": __version__,
+    }
+
+
+def _write_spectra(group: zarr.Group, data: Any, grid: tuple[int, ...], chunk_rows: int | None) -> None:
+    """Copy ``data`` into ``spectra`` one chunk of rows at a time."""
+    n_ch = int(data.shape[-1])
+    row = int(np.prod(grid[1:])) * n_ch
+    rows = chunk_rows or max(1, min(grid[0], TARGET_CHUNK_BYTES // (4 * row)))
+    dims = ("y", "x", "channel") if len(grid) == 2 else ("time", "channel")
+    out = group.create_array(
+        "spectra", shape=(*grid, n_ch), chunks=(rows, *grid[1:], n_ch), dtype=np.float32,
+        compressors=[BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")],
+        dimension_names=dims, fill_value=np.nan,
+    )
+    out.attrs.update({"units": "counts", "long_name": "detector counts per channel"})
+    per_row = row // n_ch
+    for r0 in range(0, grid[0], rows):
+        r1 = min(r0 + rows, grid[0])
+        block = data[r0 * per_row:r1 * per_row] if data.ndim == 2 else data[r0:r1]
+        out[r0:r1] = np.asarray(block, dtype=np.float32).reshape((r1 - r0, *grid[1:], n_ch))
+
+
+def _write_coords(group: zarr.Group, axis: np.ndarray, unit: str, grid: tuple[int, ...],
+                  attrs: dict[str, Any]) -> None:
+    """Spectral axis and the position or time coordinates."""
+    _small(group, "axis", axis, ("channel",), unit, "spectral axis")
+    if len(grid) == 2:
+        dy, dx = attrs["step_um"]
+        _small(group, "y", dy * np.arange(grid[0]), ("y",), "um", "position y")
+        _small(group, "x", dx * np.arange(grid[1]), ("x",), "um", "position x")
+    else:
+        _small(group, "time", attrs["time_step_s"] * np.arange(grid[0]), ("time",), "s", "time")
+
+
+def _small(group: zarr.Group, name: str, values: np.ndarray, dims: tuple[str, ...], units: str,
+           long_name: str) -> None:
+    a = group.create_array(name, shape=values.shape, dtype=np.float64, dimension_names=dims)
+    a[...] = values
+    a.attrs.update({"units": units, "long_name": long_name})

@@ -1,0 +1,165 @@
+"""PL job files: one TOML file describes a hyperspectral PL map or time-series job.
+
+Sections and keys (defaults in brackets)::
+
+    [job]       kind ["pl"], device ["auto"|"cpu"|"gpu"], output (results Zarr, required),
+                figures (folder for PNG figures, none if absent), batch_rows [16] (rows of the
+                map, or spectra of a time series, fitted per block), resume [true]
+    [input]     source (spectra file or ingested store, required), data_path ["data"],
+                axis_path ["axis"], axis_unit ("nm"|"eV"; default: the file's, else nm),
+                store (where a raw source is ingested; default <output stem>.spectra.zarr),
+                mode ["map"|"timeseries"], shape ([ny, nx] for flat spectra lists),
+                step_um ([dy, dx] um; default the file's, else [1, 1]),
+                time_step_s (s per spectrum of a time series; default the file's, else 1),
+                second (a second map of the same sample for a shift map), events (list of
+                {time = s, label = "..."} tables; default the file's)
+    [spectra]   dark (spectrum file with the same axis, or a number of counts per channel),
+                per_channel [true] (data are counts per channel -> counts per eV),
+                jacobian [true], medium ["vacuum"|"air"], n_air, energy_range ([e_min, e_max] eV),
+                remove_spikes [true], weights ["poisson"|"none"]
+    [fit]       max_peaks [3], background ["linear"|"constant"|"none"], estimator ["lsq"|"poisson"],
+                min_significance [3.0]
+    [maps]      intensity_threshold [0.2]: pixels whose integrated intensity exceeds this fraction
+                of the 99th percentile count as sample (quartiles, figures)
+    [timeseries] response_model ["double"|"single"]
+
+Relative paths are relative to the job file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from gpuproc.config import ConfigError, from_dict, load_toml
+
+
+@dataclass
+class JobSection:
+    """``[job]``: where results go and how the job runs."""
+
+    output: Path
+    kind: Literal["pl"] = "pl"
+    device: Literal["auto", "cpu", "gpu"] = "auto"
+    figures: Path | None = None
+    batch_rows: int = 16
+    resume: bool = True
+
+    def __post_init__(self) -> None:
+        if self.batch_rows < 1:
+            raise ValueError(f"batch_rows must be >= 1, got {self.batch_rows}")
+
+
+@dataclass
+class EventConfig:
+    """One stimulus event of a time series."""
+
+    time: float  #: s
+    label: str = ""
+
+
+@dataclass
+class InputSection:
+    """``[input]``: the spectra and what the file does not say about them."""
+
+    source: Path
+    data_path: str = "data"
+    axis_path: str = "axis"
+    axis_unit: Literal["nm", "eV"] | None = None
+    store: Path | None = None
+    mode: Literal["map", "timeseries"] = "map"
+    shape: tuple[int, int] | None = None
+    step_um: tuple[float, float] | None = None
+    time_step_s: float | None = None
+    second: Path | None = None
+    events: list[EventConfig] | None = None
+
+
+@dataclass
+class SpectraSection:
+    """``[spectra]``: preprocessing before the fits."""
+
+    dark: Path | float | None = None
+    per_channel: bool = True
+    jacobian: bool = True
+    medium: Literal["vacuum", "air"] = "vacuum"
+    n_air: float | None = None
+    energy_range: tuple[float, float] | None = None
+    remove_spikes: bool = True
+    weights: Literal["poisson", "none"] = "poisson"
+
+
+@dataclass
+class FitSection:
+    """``[fit]``: peak model and model selection (see :func:`gpuproc.pl.peaks.fit_peaks`)."""
+
+    max_peaks: int = 3
+    background: Literal["linear", "constant", "none"] = "linear"
+    estimator: Literal["lsq", "poisson"] = "lsq"
+    min_significance: float = 3.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_peaks <= 4:
+            raise ValueError(f"max_peaks must be 1..4, got {self.max_peaks}")
+
+
+@dataclass
+class MapsSection:
+    """``[maps]``: which pixels count as sample."""
+
+    intensity_threshold: float = 0.2
+
+
+@dataclass
+class TimeSeriesSection:
+    """``[timeseries]``: the response model fitted after each event."""
+
+    response_model: Literal["double", "single"] = "double"
+
+
+@dataclass
+class PLJob:
+    """A whole PL job (see the module docstring for every key)."""
+
+    job: JobSection
+    input: InputSection
+    spectra: SpectraSection = field(default_factory=SpectraSection)
+    fit: FitSection = field(default_factory=FitSection)
+    maps: MapsSection = field(default_factory=MapsSection)
+    timeseries: TimeSeriesSection = field(default_factory=TimeSeriesSection)
+
+
+def load_job(path: str | Path) -> PLJob:
+    """Read and check a PL job file; relative paths become relative to its folder.
+
+    Raises
+    ------
+    ConfigError
+        Missing file, invalid TOML, unknown or mistyped key (the message names file, section, key).
+    """
+    path = Path(path)
+    return job_from_dict(load_toml(path), where=path.name, base=path.parent)
+
+
+def job_from_dict(data: dict[str, Any], where: str = "job", base: Path | None = None) -> PLJob:
+    """Build a :class:`PLJob` from parsed TOML; ``base`` resolves relative paths."""
+    job = from_dict(PLJob, data, where)
+    if job.job.kind != "pl":
+        raise ConfigError(f"{where}: [job] kind must be 'pl'")
+    return _resolved(job, base) if base is not None else job
+
+
+def _resolved(job: PLJob, base: Path) -> PLJob:
+    """Paths made absolute against ``base``."""
+
+    def fix(p: Any) -> Any:
+        return base / p if isinstance(p, Path) and not p.is_absolute() else p
+
+    return replace(
+        job,
+        job=replace(job.job, output=fix(job.job.output), figures=fix(job.job.figures)),
+        input=replace(job.input, source=fix(job.input.source), store=fix(job.input.store),
+                      second=fix(job.input.second)),
+        spectra=replace(job.spectra, dark=fix(job.spectra.dark)),
+    )

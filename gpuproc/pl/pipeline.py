@@ -1,0 +1,359 @@
+"""The PL pipeline: spectra store -> photon energy -> per-pixel peak fits -> results, maps, figures.
+
+:func:`run_pl` reads the spectra store a block of ``batch_rows`` map rows (or time points) at a
+time, preprocesses each block on the fitting device (dark, cosmic rays, energy axis and
+Jacobian, crop, Poisson weights), fits it with :func:`gpuproc.pl.peaks.fit_peaks` and writes it
+to the results store (:class:`gpuproc.io.results.ResultStore`), so memory stays bounded by one
+block. Then it adds the statistics (peak-energy quartiles over the sample), the shift map
+against a second map, or the event responses of a time series, writes the figures and marks the
+store complete. An interrupted run resumes at the first unwritten block.
+
+Results layout (``xarray.open_zarr``; see :func:`result_variables` for every variable)::
+
+    map:         dims (y, x, peak), coords y, x [um], peak [1..max_peaks]
+    time series: dims (time, peak, photon_energy), coords time [s], photon_energy [eV];
+                 ``intensity`` (time, photon_energy) holds the preprocessed spectra (the kymograph)
+    statistics:  energy_quartiles (quantile) [eV], sample (y, x) mask; shift_mev and
+                 registered_energy (y, x) with a second map; event_* (event) for time series
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import zarr
+from tqdm.auto import tqdm
+
+from gpuproc.backend import get_xp, to_numpy
+from gpuproc.config import ConfigError, to_json
+from gpuproc.io.results import ResultLayout, ResultStore, Variable
+from gpuproc.io.spectra import read_spectra
+from gpuproc.pl import spectra as sp
+from gpuproc.pl.ingest import SpectraStore, ingest_spectra, is_spectra_store, open_spectra
+from gpuproc.pl.job import PLJob, load_job
+from gpuproc.pl.peaks import fit_peaks
+from gpuproc.pl.register import shift_map
+from gpuproc.pl.timeseries import event_responses
+
+QUANTILES = (0.25, 0.5, 0.75)
+FLAG_NONFINITE = 1  #: the spectrum holds NaN or infinite counts
+FLAG_NO_PEAK = 2  #: no admissible fit (dark pixel or failed fit)
+
+
+@dataclass
+class Preprocessor:
+    """Per-block spectral processing with everything that depends only on the axis precomputed.
+
+    Attributes
+    ----------
+    axis : ndarray, shape (n_channels,)
+        Raw spectral axis (nm or eV).
+    unit : {"nm", "eV"}
+    dark : ndarray, shape (n_channels,) or None
+        Dark spectrum in counts per channel, raw channel order.
+    energy : ndarray, shape (n_energy,)
+        Ascending, cropped photon-energy axis the fits use, eV.
+    """
+
+    axis: np.ndarray
+    unit: str
+    dark: np.ndarray | None
+    options: Any  # SpectraSection
+    energy: np.ndarray
+    _order: np.ndarray
+    _keep: slice
+
+    @classmethod
+    def build(cls, axis: np.ndarray, unit: str, dark: np.ndarray | None, options: Any) -> Preprocessor:
+        """Energy axis, channel order and crop window of ``axis``."""
+        full = np.asarray(axis, dtype=np.float64) if unit == "eV" else sp.wavelength_to_energy(
+            axis, options.medium, options.n_air)
+        order = np.argsort(full)
+        lo, hi = options.energy_range or (None, None)
+        energy, _ = sp.crop(full[order], full[order][None], lo, hi)
+        start = int(np.searchsorted(full[order], energy[0]))
+        return cls(axis, unit, dark, options, energy, order, slice(start, start + energy.size))
+
+    def __call__(self, counts: Any, xp: ModuleType) -> tuple[Any, Any, Any, Any]:
+        """Process (n, n_channels) counts.
+
+        Returns
+        -------
+        intensity, weights, n_spikes, nonfinite
+            (n, n_energy) intensity on :attr:`energy`, Poisson weights (or None), spikes removed
+            per spectrum, and True where the raw spectrum had non-finite counts.
+        """
+        o = self.options
+        y = xp.asarray(counts, dtype=np.float64)
+        nonfinite = ~xp.all(xp.isfinite(y), axis=-1)
+        if self.dark is not None:
+            y = sp.subtract_dark(y, xp.asarray(self.dark))
+        n_spikes = xp.zeros(y.shape[0], dtype=np.int16)
+        if o.remove_spikes:
+            y, spikes = sp.remove_spikes(y)
+            n_spikes = spikes.sum(axis=-1).astype(np.int16)
+        es = sp.to_energy(y, xp.asarray(self.axis), self.unit, jacobian=o.jacobian, per_channel=o.per_channel,
+                          medium=o.medium, n_air=o.n_air)
+        w = sp.poisson_weights(y[..., xp.asarray(self._order)], es.scale) if o.weights == "poisson" else None
+        crop = (Ellipsis, self._keep)
+        return es.intensity[crop], None if w is None else w[crop], n_spikes, nonfinite
+
+
+def result_variables(job: PLJob, mode: str) -> dict[str, Variable]:
+    """Every per-pixel (or per-time) result variable with its dimensions and units."""
+    lead = ("y", "x") if mode == "map" else ("time",)
+    per_peak = lead + ("peak",)
+    density = job.spectra.per_channel or job.spectra.jacobian
+    amp, area = ("counts/eV", "counts") if density else ("counts", "counts eV")
+    spec = {
+        "energy": ("eV", "peak energy (dominant peak)"), "energy_err": ("eV", "standard error of energy"),
+        "fwhm_mev": ("meV", "FWHM (dominant peak)"), "fwhm_err_mev": ("meV", "standard error of FWHM"),
+        "amplitude": (amp, "peak height (dominant peak)"), "amplitude_err": (amp, "standard error of amplitude"),
+        "area": (area, "peak area (dominant peak)"), "area_err": (area, "standard error of area"),
+        "total_area": (area, "integrated PL intensity (all peaks)"),
+        "centroid": ("eV", "background-subtracted centroid energy (model-free)"),
+        "chi2": ("", "reduced chi-square of the chosen fit"),
+    }
+    out = {k: Variable(lead, np.float32, u, n) for k, (u, n) in spec.items()}
+    out["n_peaks"] = Variable(lead, np.int8, "", "number of peaks chosen by BIC (0: none)", 0)
+    out["status"] = Variable(lead, np.uint8, "", "fit status of the chosen fit (0: converged)", 255)
+    out["flag"] = Variable(lead, np.uint8, "", "1: non-finite counts, 2: no admissible fit", 0)
+    out["n_spikes"] = Variable(lead, np.int16, "", "cosmic-ray channels replaced", 0)
+    out["bic"] = Variable(per_peak, np.float32, "", "BIC of the fit with `peak` peaks (inf: inadmissible)")
+    for k, (u, n) in {"peak_energy": ("eV", "energy of each peak (ascending)"),
+                      "peak_energy_err": ("eV", "standard error of peak_energy"),
+                      "peak_fwhm_mev": ("meV", "FWHM of each peak"),
+                      "peak_amplitude": (amp, "height of each peak"),
+                      "peak_area": (area, "area of each peak")}.items():
+        out[k] = Variable(per_peak, np.float32, u, n)
+    if mode == "timeseries":
+        out["intensity"] = Variable(("time", "photon_energy"), np.float32, amp, "preprocessed spectra (kymograph)")
+    return out
+
+
+def run_pl(job_or_path: PLJob | str | Path, progress: bool = True) -> Path:
+    """Run a PL job: ingest if needed, fit block by block, statistics, figures.
+
+    Parameters
+    ----------
+    job_or_path
+        A :class:`gpuproc.pl.job.PLJob` or the path of its TOML file.
+    progress
+        Show a progress bar (tqdm) over the spectra.
+
+    Returns
+    -------
+    pathlib.Path
+        The completed results store (open it with :func:`gpuproc.io.results.open_results`).
+        With ``resume`` (the default) a complete store of the same configuration is returned
+        as it is, and an incomplete one is continued at its first unwritten block.
+    """
+    job = job_or_path if isinstance(job_or_path, PLJob) else load_job(job_or_path)
+    _check(job)
+    if job.job.resume and _finished(job.job.output, to_json(job)):
+        return job.job.output
+    store = spectra_store(job)
+    prep = Preprocessor.build(store.axis, store.attrs["axis_unit"], _dark(job, store), job.spectra)
+    results = ResultStore(job.job.output, _layout(job, store, prep), config_json=to_json(job),
+                          resume=job.job.resume)
+    _fit_blocks(job, store, prep, results, progress)
+    attrs = _statistics(job, results)
+    if store.mode == "map" and job.input.second is not None:
+        attrs.update(_shift(job, results, progress))
+    if store.mode == "timeseries":
+        attrs.update(_responses(job, store, results))
+    if job.job.figures is not None:
+        _figures(job, store, prep, results)
+    results.finish(attrs)
+    return results.path
+
+
+def _finished(path: Path, config_json: str) -> bool:
+    """True if ``path`` is a complete results store written by the same job configuration."""
+    if not (path / "zarr.json").is_file():
+        return False
+    attrs = zarr.open_group(str(path), mode="r").attrs
+    return bool(attrs.get("complete")) and attrs.get("config") == config_json
+
+
+def spectra_store(job: PLJob) -> SpectraStore:
+    """The job's spectra store: the source itself, or the source ingested (once) next to the output."""
+    src = job.input.source
+    if is_spectra_store(src):
+        return open_spectra(src)
+    target = job.input.store or job.job.output.with_name(job.job.output.stem + ".spectra.zarr")
+    if is_spectra_store(target):
+        existing = open_spectra(target)
+        if existing.attrs.get("sources") == [str(src)] and existing.mode == job.input.mode:
+            return existing
+    i = job.input
+    events = None if i.events is None else [dataclasses.asdict(e) for e in i.events]
+    ingest_spectra(src, target, data_path=i.data_path, axis_path=i.axis_path, axis_unit=i.axis_unit, mode=i.mode,
+                   shape=i.shape, step_um=i.step_um, time_step_s=i.time_step_s, events=events, overwrite=True)
+    return open_spectra(target)
+
+
+def _check(job: PLJob) -> None:
+    """Combinations of keys that cannot work."""
+    s = job.spectra
+    if job.fit.estimator == "poisson" and (s.per_channel or s.jacobian or s.weights != "none"):
+        raise ConfigError("[fit] estimator = 'poisson' fits raw counts: set [spectra] per_channel = false, "
+                          "jacobian = false and weights = 'none'")
+    if job.input.second is not None and job.input.mode != "map":
+        raise ConfigError("[input] second (shift map) needs mode = 'map'")
+
+
+def _dark(job: PLJob, store: SpectraStore) -> np.ndarray | None:
+    """Dark spectrum (counts per channel, raw channel order) from a number or a file."""
+    dark = job.spectra.dark
+    if dark is None or isinstance(dark, float):
+        return None if dark is None else np.full(store.axis.shape, dark)
+    data, _, _, _ = read_spectra(dark, axis=store.axis if Path(dark).suffix == ".npy" else None)
+    spectrum = np.asarray(data, dtype=np.float64).reshape(-1, data.shape[-1]).mean(axis=0)
+    if spectrum.shape != store.axis.shape:
+        raise ValueError(f"{dark}: dark spectrum has {spectrum.size} channels, the spectra {store.axis.size}")
+    return spectrum
+
+
+def _layout(job: PLJob, store: SpectraStore, prep: Preprocessor) -> ResultLayout:
+    coords = {k: (v, {"units": "um" if k in "yx" else "s", "long_name": f"position {k}" if k in "yx" else "time"})
+              for k, v in store.coords().items()}
+    n = job.fit.max_peaks
+    coords["peak"] = (np.arange(1, n + 1), {"units": "", "long_name": "peak index (ascending energy)"})
+    sizes = {k: v[0].size for k, v in coords.items()}
+    if store.mode == "timeseries":
+        coords["photon_energy"] = (prep.energy, {"units": "eV", "long_name": "photon energy"})
+        sizes["photon_energy"] = prep.energy.size
+    block_dim = "y" if store.mode == "map" else "time"
+    rows = job.job.batch_rows
+    return ResultLayout(sizes, coords, result_variables(job, store.mode), block_dim, rows,
+                        attrs={"mode": store.mode, "spectra_store": str(store.path),
+                               "step_um": store.attrs["step_um"]})
+
+
+def _fit_blocks(job: PLJob, store: SpectraStore, prep: Preprocessor, results: ResultStore,
+                progress: bool) -> None:
+    """Fit and write every pending block."""
+    lay = results.layout
+    per_row = int(np.prod(store.spectra.shape[1:-1]))
+    pending = results.pending_blocks()
+    total = sum(lay.block_slice(i).stop - lay.block_slice(i).start for i in pending) * per_row
+    with tqdm(total=total, unit="spectra", disable=not progress, desc="PL fits") as bar:
+        for i in pending:
+            sl = lay.block_slice(i)
+            results.write_block(i, fit_block(store.spectra[sl], prep, job, "intensity" in lay.variables))
+            bar.update((sl.stop - sl.start) * per_row)
+
+
+def fit_block(counts: np.ndarray, prep: Preprocessor, job: PLJob, keep_spectra: bool = False) -> dict[str, np.ndarray]:
+    """Preprocess and fit one block of spectra (..., n_channels); NumPy arrays shaped like the block.
+
+    ``keep_spectra`` adds the preprocessed spectra as ``intensity`` (time series: the kymograph).
+    """
+    xp = get_xp(job.job.device)
+    lead = counts.shape[:-1]
+    intensity, weights, n_spikes, nonfinite = prep(counts.reshape(-1, counts.shape[-1]), xp)
+    f = job.fit
+    maps = fit_peaks(intensity, xp.asarray(prep.energy), max_peaks=f.max_peaks, background=f.background,
+                     weights=weights, estimator=f.estimator, min_significance=f.min_significance,
+                     device=job.job.device).as_dict()
+    maps["n_spikes"], maps["flag"] = n_spikes, (nonfinite * FLAG_NONFINITE + (maps["n_peaks"] == 0) * FLAG_NO_PEAK)
+    out = {k: to_numpy(v).reshape(lead + v.shape[1:]) for k, v in maps.items()}
+    if keep_spectra:
+        out["intensity"] = to_numpy(intensity)
+    return out
+
+
+def sample_mask(total_area: np.ndarray, n_peaks: np.ndarray, threshold: float) -> np.ndarray:
+    """Pixels with a peak and an integrated intensity above ``threshold`` x its 99th percentile."""
+    fitted = (n_peaks > 0) & np.isfinite(total_area)
+    if not fitted.any():
+        return fitted
+    return fitted & (total_area > threshold * np.percentile(total_area[fitted], 99))
+
+
+def _statistics(job: PLJob, results: ResultStore) -> dict[str, Any]:
+    """Quartiles of the peak energy over the sample pixels; counts of flagged pixels."""
+    energy, area, n_peaks = (results.read(k) for k in ("energy", "total_area", "n_peaks"))
+    sample = sample_mask(area, n_peaks, job.maps.intensity_threshold)
+    q = np.quantile(energy[sample], QUANTILES) if sample.any() else np.full(len(QUANTILES), np.nan)
+    results.add_coord("quantile", np.asarray(QUANTILES), {"units": "", "long_name": "quantile"})
+    results.add_array("energy_quartiles", q, ("quantile",), "eV", "peak-energy quartiles over the sample")
+    dims = results.layout.variables["energy"].dims
+    results.add_array("sample", sample, dims, "", f"n_peaks > 0 and intensity > {job.maps.intensity_threshold} x p99")
+    flag = results.read("flag")
+    return {"energy_q1_ev": float(q[0]), "energy_median_ev": float(q[1]), "energy_q3_ev": float(q[2]),
+            "n_sample": int(sample.sum()), "n_nonfinite": int(((flag & FLAG_NONFINITE) > 0).sum()),
+            "n_no_peak": int(((flag & FLAG_NO_PEAK) > 0).sum())}
+
+
+def _shift(job: PLJob, results: ResultStore, progress: bool) -> dict[str, Any]:
+    """Fit the second map with the same settings, register it onto the first, store the shift map."""
+    out = job.job.output
+    second = dataclasses.replace(
+        job,
+        job=dataclasses.replace(job.job, output=out.with_name(out.stem + "_second.zarr"), figures=None),
+        input=dataclasses.replace(job.input, source=job.input.second, second=None, store=None),
+    )
+    other = zarr.open_group(str(run_pl(second, progress)), mode="r")
+    s = shift_map(results.read("energy"), results.read("total_area"), other["energy"][...], other["total_area"][...])
+    results.add_array("shift_mev", s.shift_mev, ("y", "x"), "meV", "peak energy second map - first (registered)")
+    results.add_array("registered_energy", s.registered_energy, ("y", "x"), "eV", "second map's energy, registered")
+    return {"second_results": str(second.job.output), "registration_shift_px": [float(v) for v in s.shift],
+            "registration_error": s.error}
+
+
+def _responses(job: PLJob, store: SpectraStore, results: ResultStore) -> dict[str, Any]:
+    """Fit the peak-energy response to every stimulus event."""
+    events = _events(job, store)
+    if not events:
+        return {"n_events": 0}
+    time = results.read("time")
+    r = event_responses(time, results.read("energy"), [e["time"] for e in events], [e["label"] for e in events],
+                        errors=results.read("energy_err"), model=job.timeseries.response_model)
+    results.add_coord("event", np.arange(len(r)), {"units": "", "long_name": "stimulus event"})
+    results.add_array("event_time", np.array([e.time for e in r]), ("event",), "s", "time of the event")
+    results.add_array("event_label", np.array([e.label for e in r]), ("event",), "", "event label")
+    for name, units in (("e0", "eV"), ("shift_fast_mev", "meV"), ("tau_fast", "s"), ("shift_slow_mev", "meV"),
+                        ("tau_slow", "s")):
+        results.add_array(f"event_{name}", np.array([getattr(e, name) for e in r]), ("event",), units,
+                          f"fitted {name} after the event")
+        results.add_array(f"event_{name}_err", np.array([e.errors[name] for e in r]), ("event",), units,
+                          f"standard error of event_{name}")
+    return {"n_events": len(r), "response_model": job.timeseries.response_model}
+
+
+def _events(job: PLJob, store: SpectraStore) -> list[dict[str, Any]]:
+    """Stimulus events ``{"time": s, "label": str}``: the job's, else the store's."""
+    if job.input.events is None:
+        return list(store.attrs.get("events", []))
+    return [dataclasses.asdict(e) for e in job.input.events]
+
+
+def _figures(job: PLJob, store: SpectraStore, prep: Preprocessor, results: ResultStore) -> None:
+    """PNG figures of the maps or of the time series."""
+    from gpuproc.report import pl as report
+
+    folder = Path(job.job.figures)
+    read = {k: results.read(k) for k in ("energy", "fwhm_mev", "total_area", "n_peaks")}
+    if store.mode == "map":
+        shift = results.read("shift_mev") if "shift_mev" in results.group else None
+        report.map_figures(read, results.read("sample"), store.attrs["step_um"], folder, shift_mev=shift)
+        pick = report.example_pixels(read["n_peaks"], results.read("sample"))
+        spectra, _, _, _ = prep(np.stack([store.spectra[p] for p in pick]), np)
+        peaks = results.read("peak_energy")
+        report.plot_spectra(prep.energy, spectra, [peaks[p] for p in pick], [f"pixel {p}" for p in pick],
+                            folder / "spectra_examples.png")
+    else:
+        events = _events(job, store)
+        time = results.read("time")
+        report.plot_timeseries(time, {"peak energy (eV)": read["energy"], "FWHM (meV)": read["fwhm_mev"],
+                                      "intensity": read["total_area"], "n_peaks": read["n_peaks"]},
+                               events, folder / "timeseries.png")
+        report.plot_kymograph(time, prep.energy, results.read("intensity"), events, folder / "kymograph.png",
+                              peak_energy=read["energy"])
