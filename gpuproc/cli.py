@@ -31,5 +31,9 @@ from gpuproc.waxs.cli import waxs  # noqa: E402
 
 main.add_command(waxs)
 
+from gpuproc.pl.cli import pl  # noqa: E402
+
+main.add_command(pl)
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,54 @@
+"""``gpuproc pl``: ingest PL spectra into a store, run a PL job file. Thin: parses, calls the API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from gpuproc.config import ConfigError
+
+
+@click.group()
+def pl() -> None:
+    """Hyperspectral photoluminescence: maps and time series -> per-pixel peak fits -> PL maps."""
+
+
+@pl.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("store", type=click.Path(path_type=Path))
+@click.option("--data-path", default="data", show_default=True, help="Data array in HDF5/NPZ/Zarr sources.")
+@click.option("--axis-path", default="axis", show_default=True, help="Spectral-axis array in HDF5/NPZ/Zarr.")
+@click.option("--axis-unit", type=click.Choice(["nm", "eV"]), default=None, help="Unit of the axis (default: file's).")
+@click.option("--mode", type=click.Choice(["map", "timeseries"]), default=None,
+              help="Default: 3D data are a map, 2D a time series.")
+@click.option("--shape", type=(int, int), default=None, help="NY NX of a map stored as a list of spectra.")
+@click.option("--step-um", type=(float, float), default=None, help="DY DX map step in um.")
+@click.option("--time-step", type=float, default=None, help="Seconds between spectra of a time series.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing store.")
+def ingest(source: Path, store: Path, data_path: str, axis_path: str, axis_unit: str | None, mode: str | None,
+           shape: tuple[int, int] | None, step_um: tuple[float, float] | None, time_step: float | None,
+           overwrite: bool) -> None:
+    """Copy spectra from SOURCE (HDF5, npy/npz, text, Zarr, SIF, WDF/XML) into a Zarr STORE."""
+    from gpuproc.pl.ingest import ingest_spectra
+
+    try:
+        out = ingest_spectra(source, store, data_path=data_path, axis_path=axis_path, axis_unit=axis_unit, mode=mode,
+                             shape=shape, step_um=step_um, time_step_s=time_step, overwrite=overwrite)
+    except (FileNotFoundError, FileExistsError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {out}")
+
+
+@pl.command()
+@click.argument("job_file", type=click.Path(path_type=Path))
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar.")
+def run(job_file: Path, progress: bool) -> None:
+    """Run the PL job described by JOB_FILE (TOML; see examples/pl_map.toml)."""
+    from gpuproc.pl.pipeline import run_pl
+
+    try:
+        out = run_pl(job_file, progress=progress)
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"results: {out}")
