@@ -19,12 +19,14 @@ def main() -> None:
 @click.option("-n", "--n-fits", type=click.IntRange(1), default=20000, show_default=True,
               help="Number of synthetic spectra (a quarter as many Bragg spots).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def demo(device: str, n_fits: int, seed: int) -> None:
-    """Synthetic data with known answers: fit it and print recovered versus true."""
+@click.option("-o", "--out", type=click.Path(file_okay=False), default="demo-output", show_default=True,
+              help="Directory for the synthetic data, results and figures.")
+def demo(device: str, n_fits: int, seed: int, out: str) -> None:
+    """Synthetic data with known answers: analyse it and print recovered versus true."""
     from gpuproc import demo as demo_module
 
     click.echo(f"gpuproc {__version__} demo on {resolve_device(device)}")
-    demo_module.run(device=device, n=n_fits, seed=seed)
+    demo_module.run(device=device, n=n_fits, seed=seed, out=out)
 
 
 from gpuproc.waxs.cli import waxs  # noqa: E402
