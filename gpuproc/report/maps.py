@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import cmcrameri.cm  # noqa: F401  (registers the "cmc.*" colour maps with matplotlib)
