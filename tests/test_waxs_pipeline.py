@@ -159,3 +159,24 @@ def test_cli_synth_and_run(tmp_path):
     ds = open_results(tmp_path / "d" / "results.zarr")
     assert ds["a"].shape == (2, 3)
     assert sorted(p.name for p in (tmp_path / "d" / "figures").glob("*.png"))
+
+
+@pytest.mark.gpu
+def test_gpu_pipeline_equals_cpu(demo, results, tmp_path):
+    job, _ = demo
+    cfg = load_job(job)
+    cfg.job.device = "gpu"
+    cfg.job.output = tmp_path / "gpu.zarr"
+    ds_gpu = open_results(run_waxs(cfg))
+    ds, _ = results
+    np.testing.assert_array_equal(ds_gpu["fit_status"].values, ds["fit_status"].values)
+    ok = ds["fit_status"].values == 0
+    for name in ("q0", "fwhm_q", "phi0", "fwhm_phi"):
+        d = np.abs(ds_gpu[name].values - ds[name].values)[ok] / ds[name + "_err"].values[ok]
+        assert np.nanmax(d) < 0.05, name
+
+
+def test_example_job_file_parses():
+    job = load_job(Path(__file__).resolve().parents[1] / "examples" / "waxs_scan.toml")
+    assert [r.name for r in job.reflections] == ["100", "010", "110", "200"]
+    assert job.integration.poni.name == "geometry.poni" and job.integration.poni.is_absolute()
