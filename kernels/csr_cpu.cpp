@@ -1,0 +1,165 @@
+// CPU kernels for gpuproc.waxs.integrate.CakeIntegrator (reached through ctypes, which releases
+// the GIL, so Python threads run blocks of frames in parallel).
+//
+// csr_prepare_<type>: frames (n, npix) of <type> -> X (npix, n) float32 = frame - dark, transposed
+//   in cache-sized tiles, with invalid pixels (dummy value, above saturation, non-finite) set to 0
+//   and reported as flat indices f * npix + p (up to `cap` of them; the return value is the total
+//   count, so a caller seeing more than `cap` knows the list is incomplete).
+// csr_spmm: out[k, dest[i]] = (C @ X)[i, k] for rows i in [row0, row1): C (rows, npix) CSR with
+//   int32 indices, X (npix, n), out (n, n_out) row-major; float32 sums in the order of the stored
+//   non-zeros. `dest` lets the rows be stored in any order while out is in the caller's order.
+#include <cmath>
+#include <limits>
+#include <cstdint>
+#include <type_traits>
+
+namespace {
+
+constexpr long long TILE = 256;  // pixels per tile: TILE * n * 4 bytes of X stay in L1/L2
+
+template <class T>
+inline bool invalid(T v, bool check_dummy, double dummy, bool check_sat, double sat) {
+    bool bad = false;
+    if constexpr (std::is_floating_point_v<T>) bad = !std::isfinite(v);
+    if (check_dummy) bad |= (static_cast<double>(v) == dummy);
+    if (check_sat) bad |= (static_cast<double>(v) > sat);
+    return bad;
+}
+
+// The thresholds in the frame's own type, so that the vectorised pass compares without
+// converting: v is invalid when v == dummy_t (if has_dummy) or v > sat_t (if has_sat).
+template <class T>
+struct Thresholds {
+    bool has_dummy = false, has_sat = false, force = false;
+    T dummy_t{}, sat_t{};
+    Thresholds(bool check_dummy, double dummy, bool check_sat, double sat) {
+        if constexpr (std::is_integral_v<T>) {
+            const double lo = static_cast<double>(std::numeric_limits<T>::lowest());
+            const double hi = static_cast<double>(std::numeric_limits<T>::max());
+            if (check_dummy && dummy == std::floor(dummy) && dummy >= lo && dummy <= hi) {
+                has_dummy = true;
+                dummy_t = static_cast<T>(dummy);
+            }
+            if (check_sat && !(sat >= hi)) {  // v > sat <=> v > floor(sat) for integers
+                const double s = std::floor(sat);
+                if (s < lo) {
+                    force = true;  // every value is above: let the exact pass flag them all
+                } else {
+                    has_sat = true;
+                    sat_t = static_cast<T>(s);
+                }
+            }
+        } else {
+            // floating frames: flagged through the exact (scalar) test in the fix-up pass
+            has_dummy = check_dummy;
+            has_sat = check_sat;
+            dummy_t = static_cast<T>(dummy);
+            sat_t = static_cast<T>(sat);
+        }
+    }
+};
+
+template <class T>
+inline float to_float(T v) {
+    if constexpr (std::is_same_v<T, uint32_t>) {
+        // AVX2 has no unsigned conversion: values below 2**31 convert exactly as signed; larger
+        // ones are flagged and converted again, exactly, in the scalar fix-up pass.
+        return static_cast<float>(static_cast<int32_t>(v & 0x7fffffffu));
+    } else {
+        return static_cast<float>(v);
+    }
+}
+
+template <class T>
+long long prepare(const T* frames, long long n, long long npix, const float* dark, int check_dummy,
+                  double dummy, int check_sat, double sat, float* X, long long* bad, long long cap) {
+    long long count = 0;
+    const Thresholds<T> th(check_dummy, dummy, check_sat, sat);
+    float tmp[TILE * 64];  // (f, p) tile of up to 64 frames, converted and dark-subtracted
+    for (long long f0 = 0; f0 < n; f0 += 64) {
+        const long long nf = n - f0 < 64 ? n - f0 : 64;
+        for (long long p0 = 0; p0 < npix; p0 += TILE) {
+            const long long np_ = npix - p0 < TILE ? npix - p0 : TILE;
+            for (long long f = 0; f < nf; ++f) {
+                const T* src = frames + (f0 + f) * npix + p0;
+                float* row = tmp + f * TILE;
+                int flag = th.force;
+#pragma omp simd reduction(| : flag)
+                for (long long p = 0; p < np_; ++p) {
+                    const T v = src[p];
+                    row[p] = to_float(v) - dark[p0 + p];
+                    if constexpr (std::is_same_v<T, uint32_t>) flag |= (v >> 31);
+                    if constexpr (std::is_floating_point_v<T>) flag |= !(v - v == 0);  // inf, nan
+                    if (th.has_dummy) flag |= (v == th.dummy_t);
+                    if (th.has_sat) flag |= (v > th.sat_t);
+                }
+                if (flag) {  // rare: exact conversion and exact validity test, one pixel at a time
+                    for (long long p = 0; p < np_; ++p) {
+                        const T v = src[p];
+                        row[p] = static_cast<float>(v) - dark[p0 + p];
+                        if (invalid(v, check_dummy, dummy, check_sat, sat)) {
+                            row[p] = 0.0f;
+                            if (count < cap) bad[count] = (f0 + f) * npix + p0 + p;
+                            ++count;
+                        }
+                    }
+                }
+            }
+            // transpose the tile: X[p, f0:f0+nf] is contiguous
+            for (long long p = 0; p < np_; ++p) {
+                float* dst = X + (p0 + p) * n + f0;
+#pragma omp simd
+                for (long long f = 0; f < nf; ++f) dst[f] = tmp[f * TILE + p];
+            }
+        }
+    }
+    return count;
+}
+
+}  // namespace
+
+extern "C" {
+
+#define GP_PREPARE(NAME, T)                                                                      \
+    long long NAME(const T* frames, long long n, long long npix, const float* dark,              \
+                   int check_dummy, double dummy, int check_sat, double sat, float* X,           \
+                   long long* bad, long long cap) {                                               \
+        return prepare<T>(frames, n, npix, dark, check_dummy, dummy, check_sat, sat, X, bad, cap); \
+    }
+GP_PREPARE(csr_prepare_u16, uint16_t)
+GP_PREPARE(csr_prepare_u32, uint32_t)
+GP_PREPARE(csr_prepare_i32, int32_t)
+GP_PREPARE(csr_prepare_f32, float)
+GP_PREPARE(csr_prepare_f64, double)
+#undef GP_PREPARE
+
+void csr_spmm(long long row0, long long row1, long long n, const int32_t* indptr,
+              const int32_t* indices, const float* data, const float* X, const int64_t* dest,
+              long long n_out, float* out) {
+    float y[64];
+    for (long long k0 = 0; k0 < n; k0 += 64) {
+        const long long nk = n - k0 < 64 ? n - k0 : 64;
+        for (long long i = row0; i < row1; ++i) {
+#pragma omp simd
+            for (long long k = 0; k < nk; ++k) y[k] = 0.0f;
+            for (int32_t jj = indptr[i]; jj < indptr[i + 1]; ++jj) {
+                const float a = data[jj];
+                const float* x = X + static_cast<long long>(indices[jj]) * n + k0;
+#pragma omp simd
+                for (long long k = 0; k < nk; ++k) y[k] += a * x[k];
+            }
+            float* o = out + k0 * n_out + dest[i];
+            for (long long k = 0; k < nk; ++k) o[k * n_out] = y[k];
+        }
+    }
+}
+
+}  // extern "C"
+
+#ifdef GP_PYTHON_MODULE
+// A module object so that the library installs and imports like any extension; the functions
+// above are reached through ctypes.
+#include <Python.h>
+static struct PyModuleDef gp_module = {PyModuleDef_HEAD_INIT, "_csrcpu", "gpuproc CPU caking kernels", -1, nullptr};
+PyMODINIT_FUNC PyInit__csrcpu(void) { return PyModule_Create(&gp_module); }
+#endif
