@@ -56,6 +56,8 @@ class Preprocessor:
     unit : {"nm", "eV"}
     dark : ndarray, shape (n_channels,) or None
         Dark spectrum in counts per channel, raw channel order.
+    options : SpectraSection
+        The job's ``[spectra]`` settings.
     energy : ndarray, shape (n_energy,)
         Ascending, cropped photon-energy axis the fits use, eV.
     """
