@@ -7,7 +7,9 @@ hold the job configuration (JSON) and package versions.
 Results are written block by block, each block being whole chunks, and a block is marked done
 in the ``done`` array only after its data are written. ``complete`` (group attribute) turns True
 when the run has finished and metadata are consolidated; an interrupted run leaves
-``complete = False`` and the ``done`` marks, from which ``resume`` continues.
+``complete = False`` and the ``done`` marks, from which ``resume`` continues. Blocks and done
+marks never share a chunk, and Zarr writes each chunk file atomically, so several processes may
+write different blocks of one store at the same time (:meth:`ResultStore.attach`).
 """
 
 from __future__ import annotations
@@ -77,14 +79,30 @@ class ResultStore:
         self.layout = layout
         stored = _stored_config(self.path) if resume else None
         if stored is not None:
-            if stored != config_json:
-                raise ValueError(f"{self.path}: cannot resume, it was written by a different job configuration; "
-                                 "set [job] resume = false to overwrite it, or choose another output")
-            self.group = zarr.open_group(self.path, mode="r+")
+            self.group = self._reopen(stored, config_json)
         else:
             if self.path.exists():
                 shutil.rmtree(self.path)
             self.group = self._create(config_json)
+
+    @classmethod
+    def attach(cls, path: str | Path, layout: ResultLayout, *, config_json: str) -> ResultStore:
+        """Open a store that another process created, to write blocks into it; never creates or
+        wipes one (so concurrent workers and array tasks can all attach)."""
+        self = cls.__new__(cls)
+        self.path, self.layout = Path(path), layout
+        stored = _stored_config(self.path)
+        if stored is None:
+            raise FileNotFoundError(f"{self.path}: no results store to attach to; it is created by the run "
+                                    "(or its prepare step) before workers or array tasks start")
+        self.group = self._reopen(stored, config_json)
+        return self
+
+    def _reopen(self, stored: str, config_json: str) -> zarr.Group:
+        if stored != config_json:
+            raise ValueError(f"{self.path}: cannot resume, it was written by a different job configuration; "
+                             "set [job] resume = false to overwrite it, or choose another output")
+        return zarr.open_group(self.path, mode="r+", use_consolidated=False)  # the store as it is now
 
     def _create(self, config_json: str) -> zarr.Group:
         lay = self.layout
@@ -99,7 +117,8 @@ class ResultStore:
             a = g.create_array(name, shape=shape, chunks=chunks, dtype=var.dtype, dimension_names=var.dims,
                                fill_value=var.fill)
             a.attrs.update({"units": var.units, "long_name": var.long_name})
-        done = g.create_array("done", shape=(lay.n_blocks,), dtype=bool, dimension_names=("block",),
+        # one chunk per mark: blocks written concurrently by several processes never share a chunk
+        done = g.create_array("done", shape=(lay.n_blocks,), chunks=(1,), dtype=bool, dimension_names=("block",),
                               fill_value=False)
         done.attrs.update({"long_name": f"block of {lay.block_size} along {lay.block_dim} written", "units": ""})
         g.attrs.update({**lay.attrs, "config": config_json, "versions": package_versions(), "complete": False})

@@ -1,10 +1,14 @@
-"""``gpuproc waxs ingest | run | synth``: thin wrappers over the Python API."""
+"""``gpuproc waxs ingest | run | prepare | finalize | slurm | synth``: thin wrappers over the Python API."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
+
+from gpuproc.run.blocks import RunSpec
+from gpuproc.run.cli import JOB_FILE, add_array_commands, execution_options, run_command
 
 
 @click.group()
@@ -38,14 +42,22 @@ def ingest(source: tuple[str, ...], store: Path, scan_shape: tuple[int, int], or
 
 
 @waxs.command()
-@click.argument("job_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("job_file", type=JOB_FILE)
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def run(job_file: Path, progress: bool) -> None:
-    """Run the WAXS job described by JOB_FILE (TOML)."""
-    from gpuproc.waxs.pipeline import run_waxs
+@execution_options
+def run(job_file: Path, progress: bool, **execution: Any) -> None:
+    """Run the WAXS job described by JOB_FILE (TOML), or one job-array task's share of it."""
+    run_command(_spec(job_file), progress=progress, **execution)
 
-    path = run_waxs(job_file, progress=progress)
-    click.echo(f"results: {path}  (open with xarray.open_zarr)")
+
+def _spec(job_file: Path) -> RunSpec:
+    from gpuproc.waxs.job import load_job
+    from gpuproc.waxs.pipeline import run_spec
+
+    return run_spec(load_job(job_file))
+
+
+add_array_commands(waxs, "waxs", _spec)
 
 
 @waxs.command()

@@ -2,7 +2,8 @@
 
 ::
 
-    [job]          output, figures, device, batch_frames, save_cakes, resume
+    [job]          output, figures, device, batch_frames, save_cakes, resume,
+                   executor, n_workers, scheduler_address (where it runs: gpuproc.run.settings)
     [input]        source (scan store, HDF5 "file.h5::/entry/data/data", or frame files/glob),
                    scan_shape, scan_order, step_um (only for sources that are not a scan store)
     [integration]  poni, npt_q, npt_azimuth, q_range, unit, mask, dark, flat,
@@ -11,6 +12,7 @@
     [derive]       shape_factor, orientation_reflection, orientation_period, instrumental_fwhm,
                    saxs_groups
     [[reflections]] name, hkl, q_range, azimuth_range, kind ("waxs" | "saxs"), instrumental_fwhm
+    [slurm]        partition, cores, memory, walltime, gpus, n_jobs, array_size, ... (SLURM runs)
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gpuproc.config import ConfigError, from_dict, load_toml
+from gpuproc.run.settings import SlurmSection, parse_executor
 
 
 @dataclass
@@ -30,10 +33,15 @@ class JobSection:
     batch_frames: int = 64  #: frames per processing block (memory bound); whole scan rows are used
     save_cakes: bool = False  #: also store every frame's cake (y, x, azimuth, q)
     resume: bool = True  #: continue an interrupted run of the same job instead of starting over
+    #: "threads" | "local-cluster" | "cuda" | "slurm" | "scheduler[:ADDRESS]" (gpuproc.run.settings)
+    executor: str = "threads"
+    n_workers: int | None = None  #: workers of "local-cluster" / "cuda"; default one per core / GPU
+    scheduler_address: str | None = None  #: dask scheduler of executor = "scheduler"
 
     def __post_init__(self) -> None:
         if self.batch_frames < 1:
             raise ValueError(f"batch_frames must be >= 1, got {self.batch_frames}")
+        parse_executor(self.executor, n_workers=self.n_workers, scheduler_address=self.scheduler_address)
 
 
 @dataclass
@@ -98,6 +106,7 @@ class WaxsJob:
     reflections: list[ReflectionSpec]
     fit: FitSection = field(default_factory=FitSection)
     derive: DeriveSection = field(default_factory=DeriveSection)
+    slurm: SlurmSection = field(default_factory=SlurmSection)
     kind: Literal["waxs"] = "waxs"
 
     def __post_init__(self) -> None:
@@ -122,7 +131,7 @@ def load_job(source: str | Path | dict[str, Any]) -> WaxsJob:
     if data.get("kind", "waxs") != "waxs":
         raise ConfigError(f"{path}: kind = {data.get('kind')!r}, expected 'waxs'")
     job = from_dict(WaxsJob, data, str(path))
-    return _relative_to(job, path.parent)
+    return _relative_to(job, path.parent.resolve())
 
 
 def _relative_to(job: WaxsJob, base: Path) -> WaxsJob:
@@ -131,6 +140,7 @@ def _relative_to(job: WaxsJob, base: Path) -> WaxsJob:
 
     job.job.output = fix(job.job.output)
     job.job.figures = fix(job.job.figures)
+    job.slurm.log_directory = fix(job.slurm.log_directory)
     integ = job.integration
     integ.poni, integ.mask, integ.dark, integ.flat = (fix(p) for p in (integ.poni, integ.mask, integ.dark, integ.flat))
     src = job.input.source

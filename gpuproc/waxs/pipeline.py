@@ -21,10 +21,13 @@ from typing import Any
 import numpy as np
 
 from gpuproc.backend import to_numpy
-from gpuproc.config import to_json
 from gpuproc.fit import Status, fit
 from gpuproc.io.results import ResultLayout, ResultStore, Variable
 from gpuproc.io.store import Scan, open_hdf5_scan, open_scan
+from gpuproc.run.blocks import RunSpec
+from gpuproc.run.executor import execute
+from gpuproc.run.oom import split_on_oom
+from gpuproc.run.settings import execution_of, results_config_json
 from gpuproc.waxs import derive, stats
 from gpuproc.waxs.integrate import CakeIntegrator
 from gpuproc.waxs.job import WaxsJob, load_job
@@ -57,26 +60,70 @@ class Context:
 def run_waxs(job: WaxsJob | str | Path, *, progress: bool = False) -> Path:
     """Run a WAXS job (a :class:`WaxsJob` or the path of its TOML file); returns the results path.
 
-    An interrupted run resumes (``[job] resume = true``, the default): blocks already written are
-    skipped. The results open with :func:`gpuproc.io.results.open_results` / ``xarray.open_zarr``.
+    Blocks run where ``[job] executor`` says (:mod:`gpuproc.run`). An interrupted run resumes
+    (``[job] resume = true``, the default): blocks already written are skipped. The results open
+    with :func:`gpuproc.io.results.open_results` / ``xarray.open_zarr``.
     """
     job = job if isinstance(job, WaxsJob) else load_job(job)
-    scan = open_source(job)
-    ctx = make_context(job, scan)
-    store = ResultStore(job.job.output, layout(ctx, scan), config_json=to_json(job), resume=job.job.resume)
-    index = scan.frame_index()
-    blocks = store.pending_blocks()
-    if progress:
-        from tqdm import tqdm
+    return execute(run_spec(job), execution_of(job), progress=progress)
 
-        blocks = tqdm(blocks, desc="waxs blocks", unit="block")
-    for b in blocks:
-        rows = index[store.layout.block_slice(b)]
+
+def run_spec(job: WaxsJob) -> RunSpec:
+    """What executors and array tasks need to run ``job`` block by block."""
+    return RunSpec(WaxsBlocks, job)
+
+
+class WaxsBlocks:
+    """A WAXS run as independent blocks of scan rows (a :class:`gpuproc.run.blocks.BlockRunner`).
+
+    Parameters
+    ----------
+    job : WaxsJob
+    create : bool
+        Create the results store (or reopen it to resume); otherwise attach to the store that
+        the run's client created (workers, array tasks, the finalize step).
+    """
+
+    def __init__(self, job: WaxsJob, create: bool) -> None:
+        self.scan = open_source(job)
+        self.ctx = make_context(job, self.scan)
+        lay, config = layout(self.ctx, self.scan), results_config_json(job)
+        self.store = (ResultStore(job.job.output, lay, config_json=config, resume=job.job.resume) if create
+                      else ResultStore.attach(job.job.output, lay, config_json=config))
+        self._index = self.scan.frame_index()
+
+    @property
+    def output(self) -> Path:
+        return self.store.path
+
+    @property
+    def n_blocks(self) -> int:
+        return self.store.layout.n_blocks
+
+    def pending(self) -> list[int]:
+        return self.store.pending_blocks()
+
+    def run_block(self, block: int) -> None:
+        """Integrate, fit and derive the frames of ``block``; write it and mark it done.
+
+        On device out-of-memory the frames are processed in halves (with a warning).
+        """
+        rows = self._index[self.store.layout.block_slice(block)]
         k0, k1 = int(rows.min()), int(rows.max()) + 1
-        values = process_block(ctx, np.asarray(scan.frames[k0:k1]), slice(k0, k1))
-        store.write_block(b, to_grid(values, rows - k0, store.layout))
-    finalize(ctx, scan, store)
-    return store.path
+        values = split_on_oom(self._frames, k0, k1, self._merge)
+        self.store.write_block(block, to_grid(values, rows - k0, self.store.layout))
+
+    def finalize(self) -> None:
+        finalize(self.ctx, self.scan, self.store)
+
+    def _frames(self, k0: int, k1: int) -> dict[str, np.ndarray]:
+        return process_block(self.ctx, np.asarray(self.scan.frames[k0:k1]), slice(k0, k1))
+
+    def _merge(self, parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """Consecutive frame ranges joined along the frame axis (after the reflection axis, if any)."""
+        variables = self.store.layout.variables
+        return {k: np.concatenate([p[k] for p in parts], axis=int(variables[k].dims[0] == "reflection"))
+                for k in parts[0]}
 
 
 def open_source(job: WaxsJob) -> Scan:

@@ -1,0 +1,95 @@
+"""The protocol between a pipeline and the executors: a run is a set of independent blocks.
+
+A pipeline exposes an *opener*, a module-level callable ``opener(job, create) -> BlockRunner``.
+With ``create=True`` (the client) it creates or reopens the results store; with ``create=False``
+(a worker, an array task, the finalize step) it attaches to the store the client created.
+Then::
+
+    runner.n_blocks         number of blocks of the whole run
+    runner.pending()        -> block ids not yet written (the store's done marks)
+    runner.run_block(i)     computes block i, writes it (whole chunks) and marks it done
+    runner.finalize()       statistics and figures once every block is written
+
+Workers receive a :class:`RunSpec` (opener + job, both small and picklable) and build the runner
+once per process (:func:`runner_for`), so large set-up (e.g. the WAXS integration matrix) is
+built where it is used instead of being shipped.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from gpuproc.run.settings import results_config_json
+
+
+class BlockRunner(Protocol):
+    """One run of a pipeline, seen as independent blocks of a results store."""
+
+    @property
+    def output(self) -> Path:
+        """The results store."""
+
+    @property
+    def n_blocks(self) -> int:
+        """Number of blocks of the whole run."""
+
+    def pending(self) -> list[int]:
+        """Blocks not yet written."""
+
+    def run_block(self, block: int) -> None:
+        """Compute block ``block``, write it and mark it done."""
+
+    def finalize(self) -> None:
+        """Whole-scan statistics and figures; marks the store complete."""
+
+
+Opener = Callable[[Any, bool], BlockRunner]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What a worker needs to build a runner: the pipeline's opener and the job."""
+
+    opener: Opener
+    job: Any
+
+    @property
+    def key(self) -> str:
+        """Identity of the runner: the opener and the job's results configuration."""
+        return f"{self.opener.__module__}.{self.opener.__qualname__}:{results_config_json(self.job)}"
+
+
+_lock = threading.Lock()
+_cached: tuple[str, BlockRunner] | None = None  # one runner per process: it may hold large arrays
+
+
+def runner_for(spec: RunSpec) -> BlockRunner:
+    """The runner of ``spec`` in this process, built (attached to the store) on first use."""
+    global _cached
+    with _lock:
+        if _cached is None or _cached[0] != spec.key:
+            _cached = None  # release the previous runner before building the next
+            _cached = (spec.key, spec.opener(spec.job, False))
+        return _cached[1]
+
+
+def run_block_task(spec: RunSpec, block: int) -> int:
+    """Worker task: compute and write one block; returns its id."""
+    runner_for(spec).run_block(block)
+    return block
+
+
+def task_blocks(n_blocks: int, index: int, count: int) -> list[int]:
+    """Blocks of array task ``index`` of ``count``: a contiguous slice of the scan.
+
+    The split is over all blocks (not only pending ones), so a task's share does not depend on
+    what other tasks have written already.
+    """
+    if not 0 <= index < count:
+        raise ValueError(f"task index must be in [0, {count}), got {index}")
+    return [int(b) for b in np.array_split(np.arange(n_blocks), count)[index]]

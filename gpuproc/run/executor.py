@@ -1,0 +1,99 @@
+"""Run a pipeline's blocks where the job says, then finalize; or one share of them (array task).
+
+Entry points, for any pipeline that provides an opener (:mod:`gpuproc.run.blocks`):
+
+- :func:`execute`: the whole run: create/reopen the store, compute the pending blocks in this
+  process or on dask.distributed workers, finalize.
+- :func:`prepare`, :func:`run_task`, :func:`finalize_run`: the three steps of a SLURM job array
+  (create the store once; each array task computes its slice; a last job finalizes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from gpuproc.run.blocks import BlockRunner, RunSpec, run_block_task, task_blocks
+from gpuproc.run.settings import Execution
+
+
+def execute(spec: RunSpec, execution: Execution, *, progress: bool = False) -> Path:
+    """Compute every pending block of ``spec`` under ``execution``, then finalize.
+
+    Returns
+    -------
+    Path
+        The results store.
+    """
+    runner = spec.opener(spec.job, True)
+    blocks = runner.pending()
+    if execution.distributed:
+        _on_workers(spec, blocks, execution, progress)
+    else:
+        for b in _progress(blocks, progress):
+            runner.run_block(b)
+    runner.finalize()
+    return runner.output
+
+
+def log_directory(spec: RunSpec) -> Path:
+    """Where SLURM jobs of this run write logs: ``[slurm] log_directory`` or ``<output>.logs``."""
+    out = Path(spec.job.job.output)
+    return spec.job.slurm.log_directory or out.with_name(out.name + ".logs")
+
+
+def _on_workers(spec: RunSpec, blocks: list[int], execution: Execution, progress: bool) -> None:
+    from distributed import as_completed
+
+    from gpuproc.run.clusters import open_client
+
+    with open_client(execution, log_directory(spec)) as client:
+        futures = client.map(run_block_task, [spec] * len(blocks), blocks, pure=False)
+        try:
+            for fut in _progress(as_completed(futures), progress, total=len(blocks)):
+                fut.result()
+        finally:
+            client.cancel(futures)
+
+
+def _progress(items: Iterable, progress: bool, total: int | None = None) -> Iterable:
+    if not progress:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, total=total, desc="blocks", unit="block")
+
+
+def prepare(spec: RunSpec) -> list[int]:
+    """Create (or reopen, to resume) the results store; returns the pending blocks."""
+    return spec.opener(spec.job, True).pending()
+
+
+def run_task(spec: RunSpec, index: int, count: int, *, progress: bool = False) -> list[int]:
+    """Array task ``index`` of ``count``: compute its pending blocks into the prepared store.
+
+    Returns the blocks computed. Does not finalize.
+    """
+    runner = spec.opener(spec.job, False)
+    pending = set(runner.pending())
+    mine = [b for b in task_blocks(runner.n_blocks, index, count) if b in pending]
+    for b in _progress(mine, progress):
+        runner.run_block(b)
+    return mine
+
+
+def finalize_run(spec: RunSpec) -> Path:
+    """Finalize a run whose blocks were all written (e.g. by array tasks).
+
+    Raises
+    ------
+    RuntimeError
+        If some blocks are still missing.
+    """
+    runner: BlockRunner = spec.opener(spec.job, False)
+    missing = runner.pending()
+    if missing:
+        raise RuntimeError(f"{runner.output}: {len(missing)} block(s) not written yet ({missing[:10]}...); "
+                           "re-run the job (it resumes) or the failed array tasks before finalizing")
+    runner.finalize()
+    return runner.output

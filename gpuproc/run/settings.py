@@ -1,0 +1,125 @@
+"""Where a run executes: the ``[job] executor`` key and the ``[slurm]`` section of a job file.
+
+::
+
+    [job]    executor = "threads" | "local-cluster" | "cuda" | "slurm" | "scheduler:tcp://host:8786"
+             n_workers (local-cluster / cuda workers; default one per core / per GPU)
+             scheduler_address (an existing dask scheduler; same as executor = "scheduler:ADDRESS")
+    [slurm]  partition, account, cores, processes, memory, walltime, gpus, n_jobs, array_size,
+             job_extra_directives, prologue, interface, log_directory, python, start_timeout_s
+
+Execution settings never change the results, so they are left out of the configuration a
+results store records (:func:`results_config_json`): a run killed under one executor resumes
+under another.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gpuproc.config import to_dict
+
+EXECUTORS = ("threads", "local-cluster", "cuda", "slurm", "scheduler")
+#: keys of ``[job]`` that only say where a run executes
+JOB_EXECUTION_KEYS = ("executor", "n_workers", "scheduler_address")
+
+
+@dataclass
+class SlurmSection:
+    """``[slurm]``: resources of the SLURM jobs (dask-jobqueue workers or job-array tasks)."""
+
+    partition: str | None = None  #: ``--partition`` (dask-jobqueue ``queue``); the cluster default if omitted
+    account: str | None = None  #: ``--account``
+    cores: int = 4  #: CPUs per job (``--cpus-per-task``)
+    processes: int = 1  #: dask workers per SLURMCluster job
+    memory: str = "16GB"  #: memory per job; keep it below the node's RealMemory
+    walltime: str = "01:00:00"  #: ``--time`` per job
+    gpus: int = 0  #: GPUs per job (``--gres=gpu:N``); 0 for a CPU partition
+    n_jobs: int = 1  #: SLURMCluster: number of worker jobs
+    array_size: int = 4  #: job array: number of tasks the blocks are split into
+    job_extra_directives: list[str] = field(default_factory=list)  #: extra ``#SBATCH`` options
+    prologue: list[str] = field(default_factory=list)  #: shell lines run first (module load, venv activation)
+    interface: str | None = None  #: network interface of the workers (e.g. "ib0"; "lo" on one node)
+    log_directory: Path | None = None  #: SLURM logs; default ``<output>.logs`` next to the results
+    python: str | None = None  #: Python of the workers; default the interpreter that submits
+    start_timeout_s: float = 600.0  #: SLURMCluster: how long to wait for the first worker
+
+    def __post_init__(self) -> None:
+        for name in ("cores", "processes", "n_jobs", "array_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.gpus < 0:
+            raise ValueError(f"gpus must be >= 0, got {self.gpus}")
+
+
+@dataclass(frozen=True)
+class Execution:
+    """A resolved executor choice.
+
+    Attributes
+    ----------
+    kind : str
+        One of :data:`EXECUTORS`.
+    n_workers : int or None
+        Workers of a local cluster (None: dask's default, one per core or per GPU).
+    address : str or None
+        Scheduler address for ``kind == "scheduler"``.
+    slurm : SlurmSection
+    """
+
+    kind: str
+    n_workers: int | None = None
+    address: str | None = None
+    slurm: SlurmSection = field(default_factory=SlurmSection)
+
+    @property
+    def distributed(self) -> bool:
+        """Whether blocks run on dask.distributed workers (not in this process)."""
+        return self.kind != "threads"
+
+
+def parse_executor(executor: str, *, n_workers: int | None = None, scheduler_address: str | None = None,
+                   slurm: SlurmSection | None = None) -> Execution:
+    """An :class:`Execution` from the ``[job]`` keys (or the ``--executor`` CLI option).
+
+    ``executor`` is a kind of :data:`EXECUTORS`; the scheduler's address is given either as
+    ``"scheduler:ADDRESS"`` or as ``scheduler_address`` with ``executor = "scheduler"``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown executor, a scheduler without an address (or an address without the
+        scheduler), or ``n_workers < 1``.
+    """
+    kind, _, address = executor.partition(":")
+    if kind not in EXECUTORS:
+        raise ValueError(f"executor must be one of {list(EXECUTORS[:-1])} or 'scheduler:ADDRESS', got {executor!r}")
+    if kind != "scheduler" and (address or scheduler_address):
+        raise ValueError(f"a scheduler address is only used with executor 'scheduler', got executor {executor!r}")
+    address = address or scheduler_address
+    if kind == "scheduler" and not address:
+        raise ValueError("executor 'scheduler' needs an address: 'scheduler:tcp://host:8786' "
+                         "or [job] scheduler_address")
+    if n_workers is not None and n_workers < 1:
+        raise ValueError(f"n_workers must be >= 1, got {n_workers}")
+    return Execution(kind, n_workers, address, slurm or SlurmSection())
+
+
+def execution_of(job: Any) -> Execution:
+    """The execution a job asks for: its ``[job] executor, n_workers, scheduler_address`` and
+    ``[slurm]`` (any pipeline whose job has those keys)."""
+    j = job.job
+    return parse_executor(j.executor, n_workers=j.n_workers, scheduler_address=j.scheduler_address,
+                          slurm=job.slurm)
+
+
+def results_config_json(job: Any) -> str:
+    """JSON of a job without its execution settings: what a results store records and resumes by."""
+    data = to_dict(job)
+    for key in JOB_EXECUTION_KEYS:
+        data["job"].pop(key, None)
+    data.pop("slurm", None)
+    return json.dumps(data, sort_keys=True)
