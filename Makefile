@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test kernels bench clean
 
-$(VENV)/.installed: pyproject.toml setup.py kernels/fit_cpu.cpp kernels/*.cuh kernels/models/*.cuh
+$(VENV)/.installed: pyproject.toml setup.py kernels/*.cpp kernels/*.cuh kernels/models/*.cuh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install -q -e ".[dev]"

@@ -1,4 +1,5 @@
-"""Builds the CPU fitting kernels: kernels/fit_cpu.cpp compiles the same headers as the CUDA path.
+"""Builds the CPU kernels: kernels/fit_cpu.cpp (the fitting engine, from the same headers as the
+CUDA path) and kernels/csr_cpu.cpp (frame preparation and the sparse product of the integrator).
 
 Set GPUPROC_PORTABLE=1 to build without -march=native (for wheels that run on other CPUs).
 """
@@ -12,15 +13,10 @@ flags = ["-O3", "-std=c++17", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping
 if os.environ.get("GPUPROC_PORTABLE") != "1" and platform.machine().lower() in ("x86_64", "amd64"):
     flags.append("-march=native")
 
-setup(
-    ext_modules=[
-        Extension(
-            "gpuproc._fitcpu",
-            sources=["kernels/fit_cpu.cpp"],
-            include_dirs=["kernels"],
-            define_macros=[("GP_PYTHON_MODULE", "1")],
-            extra_compile_args=flags,
-            language="c++",
-        )
-    ]
-)
+def kernel(name: str, source: str) -> Extension:
+    """A CPU kernel library (loaded with ctypes; the module object only makes it installable)."""
+    return Extension(name, sources=[source], include_dirs=["kernels"], define_macros=[("GP_PYTHON_MODULE", "1")],
+                     extra_compile_args=flags, language="c++")
+
+
+setup(ext_modules=[kernel("gpuproc._fitcpu", "kernels/fit_cpu.cpp"), kernel("gpuproc._csrcpu", "kernels/csr_cpu.cpp")])

@@ -140,13 +140,18 @@ def test_bad_job_files_name_the_problem(demo, tmp_path):
 def test_all_masked_window_is_rejected(demo, tmp_path):
     job, scan = demo
     cfg = load_job(job)
-    mask = np.ones(scan.frame_shape, np.uint8)
+    spec = cfg.reflections[0]
+    q = scan.ai.qArray(scan.frame_shape) / 10.0  # nm^-1 -> A^-1
+    chi = np.degrees(scan.ai.chiArray(scan.frame_shape))
+    in_q = (q >= spec.q_range[0] - 0.02) & (q <= spec.q_range[1] + 0.02)
+    in_phi = np.mod(chi - spec.azimuth_range[0] + 2, 360.0) <= spec.azimuth_range[1] - spec.azimuth_range[0] + 4
+    mask = (in_q & in_phi).astype(np.uint8)  # the whole window of reflection '100', nothing else
     import fabio
 
     fabio.edfimage.EdfImage(data=mask).write(str(tmp_path / "mask.edf"))
     cfg.integration.mask = tmp_path / "mask.edf"
     cfg.job.output = tmp_path / "masked.zarr"
-    with pytest.raises(ValueError, match="is masked"):
+    with pytest.raises(ValueError, match="reflection '100': every pixel of its window"):
         run_waxs(cfg)
 
 

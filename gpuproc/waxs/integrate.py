@@ -219,6 +219,8 @@ class CakeIntegrator:
         norm_pixel = self._normalisation_pixels(flat, polarization_factor, solid_angle)
         dark32 = self._image("dark", dark, np.zeros(self.shape, np.float32))
         static_mask = self._static_mask(mask, norm_pixel, dark32)
+        if static_mask.all():
+            raise ValueError("every detector pixel is masked (detector gaps, user mask, invalid dark/flat)")
         engine = self._build_engine(static_mask, q_range, azimuth_range, split)
         self.q = np.asarray(engine.bin_centers0, np.float64) * pyFAI.units.to_unit(unit).scale
         self.azimuth = np.degrees(np.asarray(engine.bin_centers1, np.float64))
