@@ -46,3 +46,16 @@ def assert_same_results(path: Path, reference: Path) -> None:
     for name in ref.data_vars:
         np.testing.assert_array_equal(ds[name].values, ref[name].values, err_msg=name)
     assert ds.attrs["statistics"] == ref.attrs["statistics"]
+
+
+def variant(job_file: Path, name: str, **job_keys) -> Path:
+    """A copy of ``job_file`` next to it, writing ``name``.zarr, with ``[job]`` keys replaced."""
+    import tomllib
+
+    import tomli_w
+
+    data = tomllib.loads(job_file.read_text())
+    data["job"].update(output=f"{name}.zarr", **job_keys)
+    path = job_file.with_name(f"{name}.toml")
+    path.write_text(tomli_w.dumps(data))
+    return path
