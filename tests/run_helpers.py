@@ -48,14 +48,17 @@ def assert_same_results(path: Path, reference: Path) -> None:
     assert ds.attrs["statistics"] == ref.attrs["statistics"]
 
 
-def variant(job_file: Path, name: str, **job_keys) -> Path:
-    """A copy of ``job_file`` next to it, writing ``name``.zarr, with ``[job]`` keys replaced."""
+def variant(job_file: Path, name: str, slurm: dict | None = None, **job_keys) -> Path:
+    """A copy of ``job_file`` next to it, writing ``name``.zarr, with ``[job]`` keys replaced
+    and a ``[slurm]`` section."""
     import tomllib
 
     import tomli_w
 
     data = tomllib.loads(job_file.read_text())
     data["job"].update(output=f"{name}.zarr", **job_keys)
+    if slurm:
+        data["slurm"] = slurm
     path = job_file.with_name(f"{name}.toml")
     path.write_text(tomli_w.dumps(data))
     return path
