@@ -65,8 +65,8 @@ def slurm_cluster(s: SlurmSection, log_directory: Path) -> Any:
         extra.append(f"--gres=gpu:{s.gpus}")
     log_directory.mkdir(parents=True, exist_ok=True)
     cluster = SLURMCluster(
-        queue=s.partition, account=s.account, cores=s.cores, processes=s.processes, memory=s.memory, walltime=s.walltime,
-        job_extra_directives=extra, job_script_prologue=list(s.prologue), interface=s.interface,
+        queue=s.partition, account=s.account, cores=s.cores, processes=s.processes, memory=s.memory,
+        walltime=s.walltime, job_extra_directives=extra, job_script_prologue=list(s.prologue), interface=s.interface,
         python=s.python or sys.executable, log_directory=str(log_directory),
     )
     cluster.scale(jobs=s.n_jobs)
