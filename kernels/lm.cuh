@@ -77,14 +77,18 @@ GP_HD bool gp_factor(const Normal<NP>& n, double lambda, unsigned fixed, double*
     return gp_cholesky<NP>(u, 1e-10);
 }
 
-// Parameters held still in the next step: fixed ones, and free ones sitting on a bound while the
-// descent direction (J^T W r) points out of the box (a projected active set).
+// Parameters held still in the next step: fixed ones, free ones sitting on a bound while the
+// descent direction (J^T W r) points out of the box (a projected active set), and ones that have
+// no influence on the model here (zero diagonal, e.g. the centre of a peak whose amplitude is 0).
+// Held parameters keep the step solvable; the final covariance, computed without the held set,
+// still reports a parameter without influence as SINGULAR.
 template <int NP>
 GP_HD unsigned gp_active(const Normal<NP>& n, const double* p, const float* lo, const float* hi, unsigned fixed) {
     unsigned held = fixed;
     for (int i = 0; i < NP; ++i) {
         const bool out = (p[i] <= lo[i] && n.b[i] < 0.0) || (p[i] >= hi[i] && n.b[i] > 0.0);
-        held |= out ? (1u << i) : 0u;
+        const bool idle = !(n.a[gp_tri(i, i, NP)] > 0.0);
+        held |= (out || idle) ? (1u << i) : 0u;
     }
     return held;
 }
@@ -158,7 +162,7 @@ GP_HD void gp_fit_one(const Acc& acc, const float* p0, const float* lo, const fl
     if (bad_start || cur.nvalid <= nfree || !gp_admissible(cur)) {
         status = GP_INVALID_INPUT;
     } else {
-        double lambda = o.lambda0;
+        double lambda = o.lambda0, nu = 2.0;
         unsigned held = gp_active<NP>(cur, p, lo, hi, fixed);
         while (it < o.max_iter) {
             ++it;
@@ -176,24 +180,41 @@ GP_HD void gp_fit_one(const Acc& acc, const float* p0, const float* lo, const fl
                     pf[i] = static_cast<float>(v);
                 }
                 acc.normal(pf, nxt);
+                // decrease predicted by the linear model: dp . (b + lambda diag(A) dp)
+                double predicted = 0.0;
+                for (int i = 0; i < NP; ++i)
+                    predicted += (trial[i] - p[i]) * (cur.b[i] + lambda * cur.a[gp_tri(i, i, NP)] * (trial[i] - p[i]));
                 stepped = gp_admissible(nxt) && nxt.obj <= cur.obj;
                 if (stepped) {
                     const double decrease = (cur.obj - nxt.obj) / (cur.obj > 1e-300 ? cur.obj : 1e-300);
+                    const bool gauss_newton = lambda <= o.lambda0;  // this step was (almost) undamped
+                    const double cur_obj_before = cur.obj;
                     for (int i = 0; i < NP; ++i) p[i] = trial[i];
                     cur = nxt;
                     held = gp_active<NP>(cur, p, lo, hi, fixed);
-                    lambda = lambda * 0.1 > 1e-12 ? lambda * 0.1 : 1e-12;
+                    // Nielsen's update: shrink the damping by how well the linear model predicted
+                    const double rho = predicted > 0.0 ? (cur_obj_before - cur.obj) / predicted : 0.0;
+                    const double t = 2.0 * rho - 1.0;
+                    const double f = 1.0 - t * t * t;
+                    lambda *= f > 1.0 / 3.0 ? f : 1.0 / 3.0;
+                    lambda = lambda > 1e-12 ? lambda : 1e-12;
+                    nu = 2.0;
                     const int dof = cur.nvalid - nfree;
                     const double scale = o.scale_errors && dof > 0 ? cur.obj / dof : 1.0;
                     const double rest = gp_remaining_step<NP>(cur, held, scale, u);
-                    if ((decrease <= o.ftol && small) || cur.obj <= 0.0 || (rest >= 0.0 && rest <= o.gtol * o.gtol)) {
+                    // Converged: the remaining step is below gtol standard errors; or the objective
+                    // stopped falling (relative ftol) under a small or an undamped step, which also
+                    // ends fits with flat directions (a peak fading to zero amplitude).
+                    const bool stalled = decrease <= o.ftol && (small || gauss_newton);
+                    if (stalled || cur.obj <= 0.0 || (rest >= 0.0 && rest <= o.gtol * o.gtol)) {
                         status = GP_CONVERGED;
                         break;
                     }
                 }
             }
             if (!stepped) {
-                lambda *= 10.0;
+                lambda *= nu;
+                nu *= 2.0;
                 if (lambda > 1e12) {  // no descent left at working precision: a minimum
                     status = GP_CONVERGED;
                     break;

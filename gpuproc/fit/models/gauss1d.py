@@ -99,13 +99,14 @@ class Gauss1D(Model):
         return p.astype(np.float32)
 
     def default_bounds(self, x: Any, xp: ModuleType = np) -> tuple[np.ndarray, np.ndarray]:
-        """Amplitudes >= 0 and widths above a tenth of the mean point spacing."""
+        """Amplitudes >= 0 and widths above half the mean point spacing (a narrower Gaussian is not
+        resolved by the sampling: it would fit single-channel spikes)."""
         lo = np.full(self.n_params, -np.inf)
         hi = np.full(self.n_params, np.inf)
         spacing = mean_spacing(axis(x, 0, xp), xp)
         for k in range(self.n_peaks):
             lo[3 * k] = 0.0
-            lo[3 * k + 2] = max(spacing / 10.0, 1e-30)
+            lo[3 * k + 2] = max(spacing / 2.0, 1e-30)
         return lo, hi
 
 
