@@ -90,7 +90,7 @@ def main() -> None:
         "bins": [job.integration.npt_azimuth, job.integration.npt_q], "reflections": list(KEEP),
         "device": device,
         "ours_frames_per_s": ours,
-        "includes": "matrix set-up (~1-2 s) and finalisation (statistics, mean cake of up to 128 frames)",
+        "includes": "matrix set-up (~1-2 s) and finalisation (statistics, mean cake of up to 32 frames)",
         "reference": {"what": "pyFAI integrate2d per frame + scipy curve_fit per spot (analytic Jacobian)",
                       "frames": min(args.reference_frames, scan.n_frames), "frames_per_s": ref},
         "speedup": ours / ref,

@@ -17,6 +17,7 @@ struct HostAccumulator {
 
     void normal(const float* p, Normal<M::NP>& out) const {
         constexpr int NP = M::NP;
+        static_assert(M::NDIM <= 2, "the host accumulator reads at most two coordinate axes");
         alignas(64) float wg[NP][T];
         alignas(64) float g[NP][T];
         alignas(64) float rr[T];
@@ -25,6 +26,14 @@ struct HostAccumulator {
         out.obj = 0.0;
         out.nvalid = 0;
         out.nbad = 0;
+        // Locals, not members: the compiler must see that the tile stores cannot change them,
+        // or it reloads them per point and gives up vectorising the point loop.
+        const float* __restrict__ x0 = x;
+        const float* __restrict__ x1 = x + (M::NDIM > 1 ? x_dim_stride : 0);
+        const float* __restrict__ yl = y;
+        const float* __restrict__ wl = w;
+        float pl[NP];
+        for (int k = 0; k < NP; ++k) pl[k] = p[k];
         for (int i0 = 0; i0 < n; i0 += T) {
             const int m = n - i0 < T ? n - i0 : T;
             float obj = 0.0f;
@@ -34,8 +43,9 @@ struct HostAccumulator {
                 const int i = i0 + t;
                 float xs[M::NDIM], gg[NP], wt, ob, r;
                 bool bad;
-                for (int d = 0; d < M::NDIM; ++d) xs[d] = x[d * x_dim_stride + i];
-                nvalid += gp_point<M, E>(xs, y[i], w[i], p, gg, wt, ob, r, bad);
+                xs[0] = x0[i];
+                if (M::NDIM > 1) xs[M::NDIM - 1] = x1[i];
+                nvalid += gp_point<M, E>(xs, yl[i], wl[i], pl, gg, wt, ob, r, bad);
                 nbad += bad;
                 obj += ob;
                 rr[t] = r;

@@ -34,7 +34,7 @@ from gpuproc.waxs.job import WaxsJob, load_job
 from gpuproc.waxs.windows import Window, make_window
 
 FIT_PARAMS = ("amplitude", "q0", "fwhm_q", "phi0", "fwhm_phi")
-MEAN_CAKE_FRAMES = 128  #: frames (evenly spread over the scan) averaged into the overview cake
+MEAN_CAKE_FRAMES = 32  #: frames (evenly spread over the scan) averaged into the overview cake
 
 
 @dataclass
@@ -230,17 +230,25 @@ def process_block(ctx: Context, frames: np.ndarray, frame_range: slice) -> dict[
     """Integrate, fit and derive consecutive frames; arrays in frame order (frame axis first, or
     second after the reflection axis)."""
     signal, norm = ctx.integrator.integrate_sums(frames)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cake = signal / norm
-        weight = norm * norm / np.maximum(signal, 1.0)
+    scale = None
     if ctx.monitor_scale is not None:
-        m = ctx.monitor_scale[frame_range].astype(np.float32)[:, None, None]
-        cake, weight = cake / m, weight * m * m
-    out = fit_reflections(ctx, cake, weight)
+        scale = ctx.monitor_scale[frame_range].astype(np.float32)[:, None]
+    out = fit_reflections(ctx, signal, norm, scale)
     out.update(derive_maps(ctx, out))
     if ctx.job.job.save_cakes:
-        out["cake"] = to_numpy(cake)
+        out["cake"] = to_numpy(intensity_and_weight(signal, norm, None if scale is None else scale[..., None])[0])
     return out
+
+
+def intensity_and_weight(signal: Any, norm: Any, scale: Any | None) -> tuple[Any, Any]:
+    """Cake intensity signal / norm (divided by the monitor scale) and its least-squares weight,
+    1 / variance with the Poisson variance of the summed counts, max(signal, 1) / norm^2."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        intensity = signal / norm
+        weight = norm * norm / np.maximum(signal, 1.0)
+    if scale is not None:
+        intensity, weight = intensity / scale, weight * scale * scale
+    return intensity, weight
 
 
 def to_grid(values: dict[str, np.ndarray], grid: np.ndarray, lay: ResultLayout) -> dict[str, np.ndarray]:
@@ -254,15 +262,17 @@ def to_grid(values: dict[str, np.ndarray], grid: np.ndarray, lay: ResultLayout) 
     return out
 
 
-def fit_reflections(ctx: Context, cake: Any, weight: Any) -> dict[str, Any]:
-    """Fit every window of every frame; arrays (n_reflections, n_frames), NaN where a fit failed."""
-    n = cake.shape[0]
+def fit_reflections(ctx: Context, signal: Any, norm: Any, scale: Any | None) -> dict[str, Any]:
+    """Fit every window of every frame (intensities and weights computed on the window's bins
+    only); arrays (n_reflections, n_frames), NaN where a fit failed."""
+    n = signal.shape[0]
     out = {k: np.full((len(ctx.windows), n), np.nan, np.float32) for k in FIT_PARAMS}
     out.update({k + "_err": np.full((len(ctx.windows), n), np.nan, np.float32) for k in FIT_PARAMS})
     out["fit_status"] = np.zeros((len(ctx.windows), n), np.uint8)
     out["chi2"] = np.full((len(ctx.windows), n), np.nan, np.float32)
     for i, w in enumerate(ctx.windows):
-        res = fit("gauss2d_polar", w.take(cake), (w.q, w.phi), weights=w.take(weight), absolute_sigma=True,
+        y, weight = intensity_and_weight(w.take(signal), w.take(norm), scale)
+        res = fit("gauss2d_polar", y, (w.q, w.phi), weights=weight, absolute_sigma=True,
                   device=ctx.job.job.device, max_iter=ctx.job.fit.max_iter).get()
         ok = res.ok
         p, e = res.params, res.errors
