@@ -1,8 +1,15 @@
-"""Helpers of the tests/test_run_*.py files: a small synthetic WAXS job and result comparison."""
+"""Helpers of the tests/test_run_*.py and test_pl_run.py files: a small synthetic WAXS job,
+result comparison, a SLURM cluster's presence and its jobs' end."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import time
+from collections.abc import Iterable
 from pathlib import Path
+
+import pytest
 
 import numpy as np
 import zarr
@@ -13,6 +20,8 @@ from gpuproc.waxs.job import WaxsJob, load_job
 
 SHAPE = (6, 8)  #: scan positions of the test job
 BATCH = 8  #: frames per block: one scan row, so 6 blocks
+#: [slurm] of the small test jobs: memory below the node's, one CPU each so two run side by side
+SLURM_RESOURCES = {"cores": 1, "memory": "2GB", "walltime": "00:10:00"}
 
 
 def demo_job(directory: Path, **job_overrides) -> Path:
@@ -39,13 +48,15 @@ def done_marks(path: Path) -> np.ndarray:
         return np.zeros(0, bool)
 
 
-def assert_same_results(path: Path, reference: Path) -> None:
-    """Every data variable of two finished stores is equal bit for bit (NaNs in the same places)."""
+def assert_same_results(path: Path, reference: Path, attrs: Iterable[str] = ("statistics",)) -> None:
+    """Every data variable of two finished stores is equal bit for bit (NaNs in the same places),
+    and so are the group attributes ``attrs``."""
     ds, ref = open_results(path), open_results(reference)
     assert set(ds.data_vars) == set(ref.data_vars)
     for name in ref.data_vars:
         np.testing.assert_array_equal(ds[name].values, ref[name].values, err_msg=name)
-    assert ds.attrs["statistics"] == ref.attrs["statistics"]
+    for name in attrs:
+        assert ds.attrs[name] == ref.attrs[name], name
 
 
 def variant(job_file: Path, name: str, slurm: dict | None = None, **job_keys) -> Path:
@@ -62,3 +73,29 @@ def variant(job_file: Path, name: str, slurm: dict | None = None, **job_keys) ->
     path = job_file.with_name(f"{name}.toml")
     path.write_text(tomli_w.dumps(data))
     return path
+
+
+def slurm_up() -> bool:
+    """Whether a SLURM controller answers ``sinfo`` (within 5 s)."""
+    if shutil.which("sinfo") is None:
+        return False
+    try:
+        return subprocess.run(["sinfo", "-h"], capture_output=True, timeout=5).returncode == 0
+    except subprocess.TimeoutExpired:  # a configured but unreachable controller
+        return False
+
+
+def wait_for_jobs(ids: list[str], logs: Path, timeout: float = 240.0) -> None:
+    """Poll squeue (no accounting database, so no sacct) until the jobs have left the queue."""
+    t0 = time.monotonic()
+    while subprocess.run(["squeue", "-h", "-j", ",".join(ids)], capture_output=True, text=True).stdout.strip():
+        if time.monotonic() - t0 > timeout:
+            subprocess.run(["scancel", *ids])
+            pytest.fail(f"SLURM jobs {ids} still queued after {timeout} s; logs in {logs}")
+        time.sleep(0.5)
+
+
+def submitted_ids(output: str) -> list[str]:
+    """The array and finalize job ids that ``<pipeline> slurm --submit`` printed."""
+    words = output.split()
+    return [words[words.index("job") + 1], words[words.index("finalize") + 2]]

@@ -1,12 +1,16 @@
-"""``gpuproc pl``: ingest PL spectra into a store, run a PL job file. Thin: parses, calls the API."""
+"""``gpuproc pl ingest | run | prepare | finalize | slurm``: ingest PL spectra into a store, run a
+PL job file where it says (or one job-array task's share of it). Thin: parses, calls the API."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from gpuproc.config import ConfigError
+from gpuproc.run.blocks import RunSpec
+from gpuproc.run.cli import JOB_FILE, add_array_commands, execution_options, run_command
 
 
 @click.group()
@@ -41,14 +45,28 @@ def ingest(source: Path, store: Path, data_path: str, axis_path: str, axis_unit:
 
 
 @pl.command()
-@click.argument("job_file", type=click.Path(path_type=Path))
+@click.argument("job_file", type=JOB_FILE)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar.")
-def run(job_file: Path, progress: bool) -> None:
-    """Run the PL job described by JOB_FILE (TOML; see examples/pl_map.toml)."""
-    from gpuproc.pl.pipeline import run_pl
-
+@execution_options
+def run(job_file: Path, progress: bool, **execution: Any) -> None:
+    """Run the PL job described by JOB_FILE (TOML; see examples/pl_map.toml), or one job-array
+    task's share of it."""
+    spec = _spec(job_file)
     try:
-        out = run_pl(job_file, progress=progress)
+        run_command(spec, progress=progress, **execution)
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"results: {out}")
+
+
+def _spec(job_file: Path) -> RunSpec:
+    """The run of JOB_FILE; a bad job file is reported with its file, section and key."""
+    from gpuproc.pl.job import load_job
+    from gpuproc.pl.pipeline import run_spec
+
+    try:
+        return run_spec(load_job(job_file))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+add_array_commands(pl, "pl", _spec)

@@ -4,7 +4,9 @@ Sections and keys (defaults in brackets)::
 
     [job]       kind ["pl"], device ["auto"|"cpu"|"gpu"], output (results Zarr, required),
                 figures (folder for PNG figures, none if absent), batch_rows [16] (rows of the
-                map, or spectra of a time series, fitted per block), resume [true]
+                map, or spectra of a time series, fitted per block), resume [true],
+                executor ["threads"|"local-cluster"|"cuda"|"slurm"|"scheduler:ADDRESS"],
+                n_workers, scheduler_address (where the blocks run: gpuproc.run.settings)
     [input]     source (spectra file or ingested store, required), data_path ["data"],
                 axis_path ["axis"], axis_unit ("nm"|"eV"; default: the file's, else nm),
                 store (where a raw source is ingested; default <output stem>.spectra.zarr),
@@ -22,6 +24,8 @@ Sections and keys (defaults in brackets)::
     [maps]      intensity_threshold [0.2]: pixels whose integrated intensity exceeds this fraction
                 of the 99th percentile count as sample (quartiles, figures)
     [timeseries] response_model ["double"|"single"]
+    [slurm]     partition, cores, memory, walltime, gpus, n_jobs, array_size, ... (SLURM runs;
+                gpuproc.run.settings.SlurmSection)
 
 Relative paths are relative to the job file.
 """
@@ -33,6 +37,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gpuproc.config import ConfigError, from_dict, load_toml
+from gpuproc.run.settings import SlurmSection, parse_executor
 
 
 @dataclass
@@ -45,10 +50,15 @@ class JobSection:
     figures: Path | None = None
     batch_rows: int = 16
     resume: bool = True
+    #: "threads" | "local-cluster" | "cuda" | "slurm" | "scheduler[:ADDRESS]" (gpuproc.run.settings)
+    executor: str = "threads"
+    n_workers: int | None = None  #: workers of "local-cluster" / "cuda"; default one per core / GPU
+    scheduler_address: str | None = None  #: dask scheduler of executor = "scheduler"
 
     def __post_init__(self) -> None:
         if self.batch_rows < 1:
             raise ValueError(f"batch_rows must be >= 1, got {self.batch_rows}")
+        parse_executor(self.executor, n_workers=self.n_workers, scheduler_address=self.scheduler_address)
 
 
 @dataclass
@@ -128,6 +138,7 @@ class PLJob:
     fit: FitSection = field(default_factory=FitSection)
     maps: MapsSection = field(default_factory=MapsSection)
     timeseries: TimeSeriesSection = field(default_factory=TimeSeriesSection)
+    slurm: SlurmSection = field(default_factory=SlurmSection)
 
 
 def load_job(path: str | Path) -> PLJob:
@@ -162,4 +173,5 @@ def _resolved(job: PLJob, base: Path) -> PLJob:
         input=replace(job.input, source=fix(job.input.source), store=fix(job.input.store),
                       second=fix(job.input.second)),
         spectra=replace(job.spectra, dark=fix(job.spectra.dark)),
+        slurm=replace(job.slurm, log_directory=fix(job.slurm.log_directory)),
     )

@@ -6,7 +6,9 @@ Jacobian, crop, Poisson weights), fits it with :func:`gpuproc.pl.peaks.fit_peaks
 to the results store (:class:`gpuproc.io.results.ResultStore`), so memory stays bounded by one
 block. Then it adds the statistics (peak-energy quartiles over the sample), the shift map
 against a second map, or the event responses of a time series, writes the figures and marks the
-store complete. An interrupted run resumes at the first unwritten block.
+store complete. An interrupted run resumes at its unwritten blocks. Blocks are independent
+(:class:`PlBlocks`), so they run where ``[job] executor`` says (:mod:`gpuproc.run`: local
+threads, dask.distributed workers, SLURM) or as SLURM job-array tasks, with the same results.
 
 Results layout (``xarray.open_zarr``; see :func:`result_variables` for every variable)::
 
@@ -27,10 +29,9 @@ from typing import Any
 
 import numpy as np
 import zarr
-from tqdm.auto import tqdm
 
 from gpuproc.backend import get_xp, to_numpy
-from gpuproc.config import ConfigError, to_json
+from gpuproc.config import ConfigError
 from gpuproc.io.results import ResultLayout, ResultStore, Variable
 from gpuproc.io.spectra import read_spectra
 from gpuproc.pl import spectra as sp
@@ -39,6 +40,10 @@ from gpuproc.pl.job import PLJob, load_job
 from gpuproc.pl.peaks import fit_peaks
 from gpuproc.pl.register import shift_map
 from gpuproc.pl.timeseries import event_responses
+from gpuproc.run.blocks import RunSpec
+from gpuproc.run.executor import execute
+from gpuproc.run.oom import split_on_oom
+from gpuproc.run.settings import execution_of, results_config_json
 
 QUANTILES = (0.25, 0.5, 0.75)
 FLAG_NONFINITE = 1  #: the spectrum holds NaN or infinite counts
@@ -141,12 +146,15 @@ def result_variables(job: PLJob, mode: str) -> dict[str, Variable]:
 def run_pl(job_or_path: PLJob | str | Path, progress: bool = True) -> Path:
     """Run a PL job: ingest if needed, fit block by block, statistics, figures.
 
+    Blocks run where ``[job] executor`` says (:mod:`gpuproc.run`): in this process, or on
+    dask.distributed workers.
+
     Parameters
     ----------
     job_or_path
         A :class:`gpuproc.pl.job.PLJob` or the path of its TOML file.
     progress
-        Show a progress bar (tqdm) over the spectra.
+        Show a progress bar (tqdm) over the blocks.
 
     Returns
     -------
@@ -157,22 +165,82 @@ def run_pl(job_or_path: PLJob | str | Path, progress: bool = True) -> Path:
     """
     job = job_or_path if isinstance(job_or_path, PLJob) else load_job(job_or_path)
     _check(job)
-    if job.job.resume and _finished(job.job.output, to_json(job)):
+    if job.job.resume and _finished(job.job.output, results_config_json(job)):
         return job.job.output
-    store = spectra_store(job)
-    prep = Preprocessor.build(store.axis, store.attrs["axis_unit"], _dark(job, store), job.spectra)
-    results = ResultStore(job.job.output, _layout(job, store, prep), config_json=to_json(job),
-                          resume=job.job.resume)
-    _fit_blocks(job, store, prep, results, progress)
-    attrs = _statistics(job, results)
-    if store.mode == "map" and job.input.second is not None:
-        attrs.update(_shift(job, results, progress))
-    if store.mode == "timeseries":
-        attrs.update(_responses(job, store, results))
-    if job.job.figures is not None:
-        _figures(job, store, prep, results)
-    results.finish(attrs)
-    return results.path
+    if job.input.second is not None:
+        run_pl(second_job(job), progress)  # here, with progress; the finalize step then finds it complete
+    return execute(run_spec(job), execution_of(job), progress=progress)
+
+
+def run_spec(job: PLJob) -> RunSpec:
+    """What executors and array tasks need to run ``job`` block by block."""
+    return RunSpec(PlBlocks, job)
+
+
+class PlBlocks:
+    """A PL run as independent blocks of map rows or time points (a
+    :class:`gpuproc.run.blocks.BlockRunner`).
+
+    Parameters
+    ----------
+    job : PLJob
+    create : bool
+        Ingest the source if needed and create the results store (or reopen it to resume);
+        otherwise attach to the spectra and results stores that the run's client created
+        (workers, array tasks, the finalize step).
+    """
+
+    def __init__(self, job: PLJob, create: bool) -> None:
+        _check(job)
+        self.job = job
+        self.spectra = spectra_store(job) if create else open_spectra(spectra_path(job))
+        self.prep = Preprocessor.build(self.spectra.axis, self.spectra.attrs["axis_unit"], _dark(job, self.spectra),
+                                       job.spectra)
+        lay, config = _layout(job, self.spectra, self.prep), results_config_json(job)
+        self.results = (ResultStore(job.job.output, lay, config_json=config, resume=job.job.resume) if create
+                        else ResultStore.attach(job.job.output, lay, config_json=config))
+
+    @property
+    def output(self) -> Path:
+        return self.results.path
+
+    @property
+    def n_blocks(self) -> int:
+        return self.results.layout.n_blocks
+
+    def pending(self) -> list[int]:
+        return self.results.pending_blocks()
+
+    def run_block(self, block: int) -> None:
+        """Preprocess and fit the spectra of ``block``; write it and mark it done.
+
+        On device out-of-memory the rows (time points) are fitted in halves (with a warning).
+        """
+        sl = self.results.layout.block_slice(block)
+        values = split_on_oom(lambda lo, hi: self._fit(sl.start + lo, sl.start + hi), 0, sl.stop - sl.start,
+                              _concatenate)
+        self.results.write_block(block, values)
+
+    def finalize(self) -> None:
+        """Statistics, shift map or event responses, figures; then mark the store complete."""
+        job, store, results = self.job, self.spectra, self.results
+        attrs = _statistics(job, results)
+        if store.mode == "map" and job.input.second is not None:
+            attrs.update(_shift(job, results))
+        if store.mode == "timeseries":
+            attrs.update(_responses(job, store, results))
+        if job.job.figures is not None:
+            _figures(job, store, self.prep, results)
+        results.finish(attrs)
+
+    def _fit(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        keep = "intensity" in self.results.layout.variables
+        return fit_block(self.spectra.spectra[start:stop], self.prep, self.job, keep)
+
+
+def _concatenate(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Results of consecutive rows (time points) joined along the block axis (every variable's first)."""
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def _finished(path: Path, config_json: str) -> bool:
@@ -183,19 +251,25 @@ def _finished(path: Path, config_json: str) -> bool:
     return bool(attrs.get("complete")) and attrs.get("config") == config_json
 
 
-def spectra_store(job: PLJob) -> SpectraStore:
-    """The job's spectra store: the source itself, or the source ingested (once) next to the output."""
+def spectra_path(job: PLJob) -> Path:
+    """Where the job's spectra store is: the source itself, or where the source is ingested."""
     src = job.input.source
     if is_spectra_store(src):
-        return open_spectra(src)
-    target = job.input.store or job.job.output.with_name(job.job.output.stem + ".spectra.zarr")
+        return Path(src)
+    return job.input.store or job.job.output.with_name(job.job.output.stem + ".spectra.zarr")
+
+
+def spectra_store(job: PLJob) -> SpectraStore:
+    """The job's spectra store: the source itself, or the source ingested (once) next to the output."""
+    i, target = job.input, spectra_path(job)
+    if target == Path(i.source):
+        return open_spectra(target)
     if is_spectra_store(target):
         existing = open_spectra(target)
-        if existing.attrs.get("sources") == [str(src)] and existing.mode == job.input.mode:
+        if existing.attrs.get("sources") == [str(i.source)] and existing.mode == i.mode:
             return existing
-    i = job.input
     events = None if i.events is None else [dataclasses.asdict(e) for e in i.events]
-    ingest_spectra(src, target, data_path=i.data_path, axis_path=i.axis_path, axis_unit=i.axis_unit, mode=i.mode,
+    ingest_spectra(i.source, target, data_path=i.data_path, axis_path=i.axis_path, axis_unit=i.axis_unit, mode=i.mode,
                    shape=i.shape, step_um=i.step_um, time_step_s=i.time_step_s, events=events, overwrite=True)
     return open_spectra(target)
 
@@ -236,20 +310,6 @@ def _layout(job: PLJob, store: SpectraStore, prep: Preprocessor) -> ResultLayout
     return ResultLayout(sizes, coords, result_variables(job, store.mode), block_dim, rows,
                         attrs={"mode": store.mode, "spectra_store": str(store.path),
                                "step_um": store.attrs["step_um"]})
-
-
-def _fit_blocks(job: PLJob, store: SpectraStore, prep: Preprocessor, results: ResultStore,
-                progress: bool) -> None:
-    """Fit and write every pending block."""
-    lay = results.layout
-    per_row = int(np.prod(store.spectra.shape[1:-1]))
-    pending = results.pending_blocks()
-    total = sum(lay.block_slice(i).stop - lay.block_slice(i).start for i in pending) * per_row
-    with tqdm(total=total, unit="spectra", disable=not progress, desc="PL fits") as bar:
-        for i in pending:
-            sl = lay.block_slice(i)
-            results.write_block(i, fit_block(store.spectra[sl], prep, job, "intensity" in lay.variables))
-            bar.update((sl.stop - sl.start) * per_row)
 
 
 def fit_block(counts: np.ndarray, prep: Preprocessor, job: PLJob, keep_spectra: bool = False) -> dict[str, np.ndarray]:
@@ -294,15 +354,20 @@ def _statistics(job: PLJob, results: ResultStore) -> dict[str, Any]:
             "n_no_peak": int(((flag & FLAG_NO_PEAK) > 0).sum())}
 
 
-def _shift(job: PLJob, results: ResultStore, progress: bool) -> dict[str, Any]:
-    """Fit the second map with the same settings, register it onto the first, store the shift map."""
+def second_job(job: PLJob) -> PLJob:
+    """The job of the second map (shift map): same settings, its own results next to the first's."""
     out = job.job.output
-    second = dataclasses.replace(
+    return dataclasses.replace(
         job,
         job=dataclasses.replace(job.job, output=out.with_name(out.stem + "_second.zarr"), figures=None),
         input=dataclasses.replace(job.input, source=job.input.second, second=None, store=None),
     )
-    other = zarr.open_group(str(run_pl(second, progress)), mode="r")
+
+
+def _shift(job: PLJob, results: ResultStore) -> dict[str, Any]:
+    """Fit the second map with the same settings (unless done), register it onto the first, store the shift map."""
+    second = second_job(job)
+    other = zarr.open_group(str(run_pl(second, progress=False)), mode="r")
     s = shift_map(results.read("energy"), results.read("total_area"), other["energy"][...], other["total_area"][...])
     results.add_array("shift_mev", s.shift_mev, ("y", "x"), "meV", "peak energy second map - first (registered)")
     results.add_array("registered_energy", s.registered_energy, ("y", "x"), "eV", "second map's energy, registered")
