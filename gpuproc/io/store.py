@@ -19,7 +19,6 @@ and the ``complete`` attribute are written, so an interrupted ingest never looks
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
+from gpuproc.io import staging
 from gpuproc.io.frames import HDF5Frames, iter_blocks, open_frames
 
 SCAN_ORDERS = ("row", "snake")
@@ -160,9 +160,7 @@ def write_scan(
     final = Path(store_path)
     if final.exists() and not overwrite:
         raise FileExistsError(f"scan store already exists: {final} (pass overwrite=True)")
-    partial = final.with_name(final.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    group = zarr.open_group(str(partial), mode="w", zarr_format=3)
+    partial, group = staging.begin(final)
     chunk = chunk_frames or frames_per_chunk(frame_shape, dtype, n_frames)
     frames = group.create_array(
         "frames",
@@ -188,11 +186,7 @@ def write_scan(
             **(extra_attrs or {}),
         }
     )
-    group.attrs["complete"] = True
-    if final.exists():
-        shutil.rmtree(final)
-    partial.rename(final)
-    return final
+    return staging.commit(group, partial, final)
 
 
 def ingest_frames(
@@ -250,13 +244,8 @@ def open_scan(store_path: str | Path) -> Scan:
     ValueError
         The store is incomplete (an interrupted ingest) or not a scan store.
     """
-    path = Path(store_path)
-    if not path.exists():
-        raise FileNotFoundError(f"scan store not found: {path}")
-    group = zarr.open_group(str(path), mode="r", zarr_format=3)
+    group = staging.open_complete(Path(store_path), "scan store")
     attrs = dict(group.attrs)
-    if not attrs.get("complete") or path.name.endswith(".partial"):
-        raise ValueError(f"scan store {path} is incomplete (interrupted ingest?)")
     frames = group["frames"]
     monitor = group["monitor"] if "monitor" in group else None
     return Scan(

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
+from gpuproc.io import staging
 from gpuproc.io.spectra import read_spectra
 from gpuproc.pl.spectra import check_axis
 
@@ -141,17 +141,11 @@ def ingest_spectra(
             raise ValueError(f"{source}: spectral axis unit {unit!r} is not 'nm' or 'eV'; pass axis_unit")
         mode, grid = _layout(Path(source), data.shape, mode, shape)
         attrs = _attrs(meta, mode, unit, step_um, time_step_s, events, [str(source)])
-        partial = final.with_name(final.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        group = zarr.open_group(str(partial), mode="w", zarr_format=3)
+        partial, group = staging.begin(final)
         _write_spectra(group, data, grid, chunk_rows)
     _write_coords(group, ax, unit, grid, attrs)
     group.attrs.update(attrs)
-    group.attrs["complete"] = True
-    if final.exists():
-        shutil.rmtree(final)
-    partial.rename(final)
-    return final
+    return staging.commit(group, partial, final)
 
 
 def open_spectra(store_path: str | Path) -> SpectraStore:
@@ -165,14 +159,10 @@ def open_spectra(store_path: str | Path) -> SpectraStore:
         Not a spectra store, or an incomplete one (interrupted ingest).
     """
     path = Path(store_path)
-    if not path.exists():
-        raise FileNotFoundError(f"spectra store not found: {path}")
-    group = zarr.open_group(str(path), mode="r")
+    group = staging.open_complete(path, "spectra store")
     attrs = dict(group.attrs)
     if attrs.get("kind") != KIND:
         raise ValueError(f"{path}: not a PL spectra store (run `gpuproc pl ingest` first)")
-    if not attrs.get("complete"):
-        raise ValueError(f"spectra store {path} is incomplete (interrupted ingest?)")
     return SpectraStore(group["spectra"], np.asarray(group["axis"][...]), attrs, path)
 
 
