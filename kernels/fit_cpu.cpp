@@ -34,25 +34,35 @@ struct HostAccumulator {
         const float* __restrict__ wl = w;
         float pl[NP];
         for (int k = 0; k < NP; ++k) pl[k] = p[k];
+        alignas(64) float ob[T];
+        alignas(64) int sv[T], sn[T];
         for (int i0 = 0; i0 < n; i0 += T) {
             const int m = n - i0 < T ? n - i0 : T;
-            float obj = 0.0f;
-            int nvalid = 0, nbad = 0;
-#pragma omp simd reduction(+ : obj, nvalid, nbad)
+            // No `omp simd` here: under it gcc keeps the per-point arrays (xs, gg) in memory as
+            // per-lane "simd arrays" and the loop runs 5-7x slower; plain -O3 vectorises it with
+            // everything in registers. The sums over the tile follow in separate loops.
             for (int t = 0; t < m; ++t) {
                 const int i = i0 + t;
-                float xs[M::NDIM], gg[NP], wt, ob, r;
+                float xs[M::NDIM], gg[NP], wt, o, r;
                 bool bad;
                 xs[0] = x0[i];
                 if (M::NDIM > 1) xs[M::NDIM - 1] = x1[i];
-                nvalid += gp_point<M, E>(xs, yl[i], wl[i], pl, gg, wt, ob, r, bad);
-                nbad += bad;
-                obj += ob;
+                sv[t] = gp_point<M, E>(xs, yl[i], wl[i], pl, gg, wt, o, r, bad);
+                sn[t] = bad;
+                ob[t] = o;
                 rr[t] = r;
                 for (int k = 0; k < NP; ++k) {
                     g[k][t] = gg[k];
                     wg[k][t] = wt * gg[k];
                 }
+            }
+            float obj = 0.0f;
+            int nvalid = 0, nbad = 0;
+#pragma omp simd reduction(+ : obj, nvalid, nbad)
+            for (int t = 0; t < m; ++t) {
+                obj += ob[t];
+                nvalid += sv[t];
+                nbad += sn[t];
             }
             for (int k = 0; k < NP; ++k) {
                 float sb = 0.0f;

@@ -178,9 +178,10 @@ def _run_cpu(pr: Problem, estimator: str, opts: FitOptions, scale: bool, out: di
         b = make_batch(pr, r[0], r[1], np)
         cpu.run_batch(pr.model.kernel_id, estimator, b, opts, scale, _rows(out, *r))
 
-    ranges = _ranges(pr.n_fits, size)
-    threads = n_threads or len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    threads = max(1, min(threads or 1, len(ranges)))
+    threads = n_threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+    threads = max(1, threads or 1)
+    ranges = _ranges(pr.n_fits, min(size, -(-pr.n_fits // threads)))  # every thread gets work
+    threads = min(threads, len(ranges))
     if threads == 1:
         for r in ranges:
             task(r)
