@@ -37,11 +37,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gpuproc.config import ConfigError, from_dict, load_toml
-from gpuproc.run.settings import SlurmSection, parse_executor
+from gpuproc.run.settings import ExecutionKeys, SlurmSection
 
 
 @dataclass
-class JobSection:
+class JobSection(ExecutionKeys):
     """``[job]``: where results go and how the job runs."""
 
     output: Path
@@ -50,15 +50,11 @@ class JobSection:
     figures: Path | None = None
     batch_rows: int = 16
     resume: bool = True
-    #: "threads" | "local-cluster" | "cuda" | "slurm" | "scheduler[:ADDRESS]" (gpuproc.run.settings)
-    executor: str = "threads"
-    n_workers: int | None = None  #: workers of "local-cluster" / "cuda"; default one per core / GPU
-    scheduler_address: str | None = None  #: dask scheduler of executor = "scheduler"
 
     def __post_init__(self) -> None:
         if self.batch_rows < 1:
             raise ValueError(f"batch_rows must be >= 1, got {self.batch_rows}")
-        parse_executor(self.executor, n_workers=self.n_workers, scheduler_address=self.scheduler_address)
+        super().__post_init__()
 
 
 @dataclass

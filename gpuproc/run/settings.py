@@ -81,6 +81,20 @@ class Execution:
         return self.kind != "threads"
 
 
+@dataclass(kw_only=True)
+class ExecutionKeys:
+    """The ``[job]`` keys that choose where a job's blocks run; both pipelines' ``[job]`` sections
+    inherit them (keyword-only, so they can follow the sections' required keys)."""
+
+    #: "threads" | "local-cluster" | "cuda" | "slurm" | "scheduler[:ADDRESS]"
+    executor: str = "threads"
+    n_workers: int | None = None  #: workers of "local-cluster" / "cuda"; default one per core / GPU
+    scheduler_address: str | None = None  #: dask scheduler of executor = "scheduler"
+
+    def __post_init__(self) -> None:
+        parse_executor(self.executor, n_workers=self.n_workers, scheduler_address=self.scheduler_address)
+
+
 def parse_executor(executor: str, *, n_workers: int | None = None, scheduler_address: str | None = None,
                    slurm: SlurmSection | None = None) -> Execution:
     """An :class:`Execution` from the ``[job]`` keys (or the ``--executor`` CLI option).

@@ -22,26 +22,22 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gpuproc.config import ConfigError, from_dict, load_toml
-from gpuproc.run.settings import SlurmSection, parse_executor
+from gpuproc.run.settings import ExecutionKeys, SlurmSection
 
 
 @dataclass
-class JobSection:
+class JobSection(ExecutionKeys):
     output: Path  #: results store (Zarr v3 directory)
     figures: Path | None = None  #: directory for PNG figures; none when omitted
     device: Literal["auto", "cpu", "gpu"] = "auto"
     batch_frames: int = 64  #: frames per processing block (memory bound); whole scan rows are used
     save_cakes: bool = False  #: also store every frame's cake (y, x, azimuth, q)
     resume: bool = True  #: continue an interrupted run of the same job instead of starting over
-    #: "threads" | "local-cluster" | "cuda" | "slurm" | "scheduler[:ADDRESS]" (gpuproc.run.settings)
-    executor: str = "threads"
-    n_workers: int | None = None  #: workers of "local-cluster" / "cuda"; default one per core / GPU
-    scheduler_address: str | None = None  #: dask scheduler of executor = "scheduler"
 
     def __post_init__(self) -> None:
         if self.batch_frames < 1:
             raise ValueError(f"batch_frames must be >= 1, got {self.batch_frames}")
-        parse_executor(self.executor, n_workers=self.n_workers, scheduler_address=self.scheduler_address)
+        super().__post_init__()
 
 
 @dataclass
