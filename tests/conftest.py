@@ -12,3 +12,21 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def job_file(tmp_path_factory):
+    """A small synthetic WAXS job (tests of the execution layer), one per test module."""
+    from run_helpers import demo_job
+
+    return demo_job(tmp_path_factory.mktemp("run"))
+
+
+@pytest.fixture(scope="module")
+def reference(job_file):
+    """The job run locally with threads: what every other route must reproduce bit for bit."""
+    from run_helpers import job_with_output
+
+    from gpuproc.waxs.pipeline import run_waxs
+
+    return run_waxs(job_with_output(job_file, job_file.with_name("reference.zarr")))

@@ -13,23 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from run_helpers import assert_same_results, demo_job, done_marks, job_with_output, variant
+from run_helpers import assert_same_results, done_marks, job_with_output, variant
 
 from gpuproc.io.results import open_results
 from gpuproc.run import oom
 from gpuproc.waxs import pipeline
 from gpuproc.waxs.demo_data import write_demo_job
 from gpuproc.waxs.pipeline import WaxsBlocks, run_waxs
-
-
-@pytest.fixture(scope="module")
-def job_file(tmp_path_factory) -> Path:
-    return demo_job(tmp_path_factory.mktemp("faults"))
-
-
-@pytest.fixture(scope="module")
-def reference(job_file) -> Path:
-    return run_waxs(job_with_output(job_file, job_file.with_name("reference.zarr")))
 
 
 def _wait_for_done(store: Path, n: int, alive, timeout: float = 120.0) -> None:

@@ -1,11 +1,9 @@
 """Executors give identical results: local threads vs a dask LocalCluster vs job-array tasks;
 execution settings, CLI and SLURM scripts."""
 
-from pathlib import Path
-
 import pytest
 from click.testing import CliRunner
-from run_helpers import assert_same_results, demo_job, job_with_output, variant
+from run_helpers import assert_same_results, job_with_output, variant
 
 from gpuproc.cli import main
 from gpuproc.config import ConfigError
@@ -14,16 +12,6 @@ from gpuproc.run.sbatch import slurm_memory, write_array_scripts
 from gpuproc.run.settings import SlurmSection, parse_executor, results_config_json
 from gpuproc.waxs.job import load_job
 from gpuproc.waxs.pipeline import run_waxs
-
-
-@pytest.fixture(scope="module")
-def job_file(tmp_path_factory) -> Path:
-    return demo_job(tmp_path_factory.mktemp("run"))
-
-
-@pytest.fixture(scope="module")
-def reference(job_file) -> Path:
-    return run_waxs(job_with_output(job_file, job_file.with_name("reference.zarr")))
 
 
 def test_local_cluster_equals_threads(job_file, reference):

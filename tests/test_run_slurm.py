@@ -1,27 +1,15 @@
 """Through a real SLURM (``.ci/slurm-up.sh`` starts one on localhost): a job array and a
 dask-jobqueue SLURMCluster give the same results as a local run. Skipped without SLURM."""
 
-from pathlib import Path
-
 import pytest
 from click.testing import CliRunner
-from run_helpers import (SLURM_RESOURCES, assert_same_results, demo_job, job_with_output, slurm_up, submitted_ids,
+from run_helpers import (SLURM_RESOURCES, assert_same_results, job_with_output, slurm_up, submitted_ids,
                          variant, wait_for_jobs)
 
 from gpuproc.cli import main
 from gpuproc.waxs.pipeline import run_waxs
 
 pytestmark = [pytest.mark.slurm, pytest.mark.skipif(not slurm_up(), reason="no SLURM cluster (sinfo)")]
-
-
-@pytest.fixture(scope="module")
-def job_file(tmp_path_factory) -> Path:
-    return demo_job(tmp_path_factory.mktemp("slurm"))
-
-
-@pytest.fixture(scope="module")
-def reference(job_file) -> Path:
-    return run_waxs(job_with_output(job_file, job_file.with_name("reference.zarr")))
 
 
 def test_job_array_equals_local_run(job_file, reference):

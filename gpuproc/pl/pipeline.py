@@ -40,7 +40,7 @@ from gpuproc.pl.job import PLJob, load_job
 from gpuproc.pl.peaks import fit_peaks
 from gpuproc.pl.register import shift_map
 from gpuproc.pl.timeseries import event_responses
-from gpuproc.run.blocks import RunSpec
+from gpuproc.run.blocks import RunSpec, StoreBlocks
 from gpuproc.run.executor import execute
 from gpuproc.run.oom import split_on_oom
 from gpuproc.run.settings import execution_of, results_config_json
@@ -177,7 +177,7 @@ def run_spec(job: PLJob) -> RunSpec:
     return RunSpec(PlBlocks, job)
 
 
-class PlBlocks:
+class PlBlocks(StoreBlocks):
     """A PL run as independent blocks of map rows or time points (a
     :class:`gpuproc.run.blocks.BlockRunner`).
 
@@ -196,20 +196,7 @@ class PlBlocks:
         self.spectra = spectra_store(job) if create else open_spectra(spectra_path(job))
         self.prep = Preprocessor.build(self.spectra.axis, self.spectra.attrs["axis_unit"], _dark(job, self.spectra),
                                        job.spectra)
-        lay, config = _layout(job, self.spectra, self.prep), results_config_json(job)
-        self.results = (ResultStore(job.job.output, lay, config_json=config, resume=job.job.resume) if create
-                        else ResultStore.attach(job.job.output, lay, config_json=config))
-
-    @property
-    def output(self) -> Path:
-        return self.results.path
-
-    @property
-    def n_blocks(self) -> int:
-        return self.results.layout.n_blocks
-
-    def pending(self) -> list[int]:
-        return self.results.pending_blocks()
+        self.open_results(job, _layout(job, self.spectra, self.prep), create)
 
     def run_block(self, block: int) -> None:
         """Preprocess and fit the spectra of ``block``; write it and mark it done.

@@ -24,6 +24,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
+from gpuproc.io.results import ResultLayout, ResultStore
 from gpuproc.run.settings import results_config_json
 
 
@@ -49,6 +50,30 @@ class BlockRunner(Protocol):
 
 
 Opener = Callable[[Any, bool], BlockRunner]
+
+
+class StoreBlocks:
+    """Base of the pipelines' runners: the blocks are those of the results store ``self.results``."""
+
+    results: ResultStore
+
+    def open_results(self, job: Any, lay: ResultLayout, create: bool) -> None:
+        """Create (or reopen to resume) the job's results store, or attach to the one the run's
+        client created (workers, array tasks, the finalize step)."""
+        config = results_config_json(job)
+        self.results = (ResultStore(job.job.output, lay, config_json=config, resume=job.job.resume) if create
+                        else ResultStore.attach(job.job.output, lay, config_json=config))
+
+    @property
+    def output(self) -> Path:
+        return self.results.path
+
+    @property
+    def n_blocks(self) -> int:
+        return self.results.layout.n_blocks
+
+    def pending(self) -> list[int]:
+        return self.results.pending_blocks()
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,10 @@ from gpuproc.backend import to_numpy
 from gpuproc.fit import Status, fit
 from gpuproc.io.results import ResultLayout, ResultStore, Variable
 from gpuproc.io.store import Scan, open_hdf5_scan, open_scan
-from gpuproc.run.blocks import RunSpec
+from gpuproc.run.blocks import RunSpec, StoreBlocks
 from gpuproc.run.executor import execute
 from gpuproc.run.oom import split_on_oom
-from gpuproc.run.settings import execution_of, results_config_json
+from gpuproc.run.settings import execution_of
 from gpuproc.waxs import derive, stats
 from gpuproc.waxs.integrate import CakeIntegrator
 from gpuproc.waxs.job import WaxsJob, load_job
@@ -73,7 +73,7 @@ def run_spec(job: WaxsJob) -> RunSpec:
     return RunSpec(WaxsBlocks, job)
 
 
-class WaxsBlocks:
+class WaxsBlocks(StoreBlocks):
     """A WAXS run as independent blocks of scan rows (a :class:`gpuproc.run.blocks.BlockRunner`).
 
     Parameters
@@ -87,41 +87,28 @@ class WaxsBlocks:
     def __init__(self, job: WaxsJob, create: bool) -> None:
         self.scan = open_source(job)
         self.ctx = make_context(job, self.scan)
-        lay, config = layout(self.ctx, self.scan), results_config_json(job)
-        self.store = (ResultStore(job.job.output, lay, config_json=config, resume=job.job.resume) if create
-                      else ResultStore.attach(job.job.output, lay, config_json=config))
+        self.open_results(job, layout(self.ctx, self.scan), create)
         self._index = self.scan.frame_index()
-
-    @property
-    def output(self) -> Path:
-        return self.store.path
-
-    @property
-    def n_blocks(self) -> int:
-        return self.store.layout.n_blocks
-
-    def pending(self) -> list[int]:
-        return self.store.pending_blocks()
 
     def run_block(self, block: int) -> None:
         """Integrate, fit and derive the frames of ``block``; write it and mark it done.
 
         On device out-of-memory the frames are processed in halves (with a warning).
         """
-        rows = self._index[self.store.layout.block_slice(block)]
+        rows = self._index[self.results.layout.block_slice(block)]
         k0, k1 = int(rows.min()), int(rows.max()) + 1
         values = split_on_oom(self._frames, k0, k1, self._merge)
-        self.store.write_block(block, to_grid(values, rows - k0, self.store.layout))
+        self.results.write_block(block, to_grid(values, rows - k0, self.results.layout))
 
     def finalize(self) -> None:
-        finalize(self.ctx, self.scan, self.store)
+        finalize(self.ctx, self.scan, self.results)
 
     def _frames(self, k0: int, k1: int) -> dict[str, np.ndarray]:
         return process_block(self.ctx, np.asarray(self.scan.frames[k0:k1]), slice(k0, k1))
 
     def _merge(self, parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         """Consecutive frame ranges joined along the frame axis (after the reflection axis, if any)."""
-        variables = self.store.layout.variables
+        variables = self.results.layout.variables
         return {k: np.concatenate([p[k] for p in parts], axis=int(variables[k].dims[0] == "reflection"))
                 for k in parts[0]}
 
