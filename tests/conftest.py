@@ -1,6 +1,8 @@
-"""Shared fixtures and the ``gpu`` marker: GPU tests skip cleanly where CuPy sees no device."""
+"""Shared fixtures and the ``gpu`` marker: GPU tests skip cleanly where CuPy sees no device;
+``realdata`` gives the folder of real sample files (skip without it, fail under CI=true)."""
 
 import pytest
+from realdata import realdata_path
 
 from gpuproc.backend import gpu_available
 
@@ -30,3 +32,9 @@ def reference(job_file):
     from gpuproc.waxs.pipeline import run_waxs
 
     return run_waxs(job_with_output(job_file, job_file.with_name("reference.zarr")))
+
+
+@pytest.fixture
+def realdata():
+    """``realdata("waxs", "bitshuffle.h5")``: a real sample file's path (see tests/realdata.py)."""
+    return realdata_path
