@@ -35,6 +35,14 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 
 
 def _describe(tp: Any) -> str:
+    """A type as a user reads it: ``one of ['a', 'b']``, ``a list of int``, ``float or None``."""
+    origin, args = get_origin(tp), get_args(tp)
+    if origin is Literal:
+        return f"one of {list(args)}"
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args if a is not type(None))
+    if origin in (list, tuple):
+        return f"a list of {_describe(args[0])}" if args else "a list"
     return getattr(tp, "__name__", str(tp).replace("typing.", ""))
 
 

@@ -23,7 +23,7 @@ Sections and keys (defaults in brackets)::
                 min_significance [3.0]
     [maps]      intensity_threshold [0.2]: pixels whose integrated intensity exceeds this fraction
                 of the 99th percentile count as sample (quartiles, figures)
-    [timeseries] response_model ["double"|"single"]
+    [timeseries] response_model ["auto"|"none"|"single"|"double", or a list: one per event]
     [slurm]     partition, cores, memory, walltime, gpus, n_jobs, array_size, ... (SLURM runs;
                 gpuproc.run.settings.SlurmSection)
 
@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gpuproc.config import ConfigError, from_dict, load_toml
+from gpuproc.pl.timeseries import ResponseChoice
 from gpuproc.run.settings import ExecutionKeys, SlurmSection
 
 
@@ -119,9 +120,11 @@ class MapsSection:
 
 @dataclass
 class TimeSeriesSection:
-    """``[timeseries]``: the response model fitted after each event."""
+    """``[timeseries]``: the response model fitted after each event (gpuproc.pl.timeseries):
+    "auto" (BIC among the admissible none / single / double fits), one of those, or a list with
+    one choice per event."""
 
-    response_model: Literal["double", "single"] = "double"
+    response_model: ResponseChoice | list[ResponseChoice] = "auto"
 
 
 @dataclass

@@ -39,7 +39,7 @@ from gpuproc.pl.ingest import SpectraStore, ingest_spectra, is_spectra_store, op
 from gpuproc.pl.job import PLJob, load_job
 from gpuproc.pl.peaks import fit_peaks
 from gpuproc.pl.register import shift_map
-from gpuproc.pl.timeseries import event_responses
+from gpuproc.pl.timeseries import event_responses, response_curve
 from gpuproc.run.blocks import RunSpec, StoreBlocks
 from gpuproc.run.executor import execute
 from gpuproc.run.oom import split_on_oom
@@ -363,7 +363,8 @@ def _shift(job: PLJob, results: ResultStore) -> dict[str, Any]:
 
 
 def _responses(job: PLJob, store: SpectraStore, results: ResultStore) -> dict[str, Any]:
-    """Fit the peak-energy response to every stimulus event."""
+    """Fit the peak-energy response to every stimulus event; store each event's parameters, the
+    model chosen, its chi2 and flags, and the fitted curve over the whole series."""
     events = _events(job, store)
     if not events:
         return {"n_events": 0}
@@ -373,12 +374,19 @@ def _responses(job: PLJob, store: SpectraStore, results: ResultStore) -> dict[st
     results.add_coord("event", np.arange(len(r)), {"units": "", "long_name": "stimulus event"})
     results.add_array("event_time", np.array([e.time for e in r]), ("event",), "s", "time of the event")
     results.add_array("event_label", np.array([e.label for e in r]), ("event",), "", "event label")
+    results.add_array("event_model", np.array([e.model or "failed" for e in r]), ("event",), "",
+                      "response model reported (none / single / double)")
+    results.add_array("event_flag", np.array([e.flag or e.message for e in r]), ("event",), "",
+                      "degenerate models rejected or fit failures")
+    results.add_array("event_chi2", np.array([e.chi2 for e in r]), ("event",), "", "reduced chi-square of the response")
     for name, units in (("e0", "eV"), ("shift_fast_mev", "meV"), ("tau_fast", "s"), ("shift_slow_mev", "meV"),
                         ("tau_slow", "s")):
         results.add_array(f"event_{name}", np.array([getattr(e, name) for e in r]), ("event",), units,
                           f"fitted {name} after the event")
         results.add_array(f"event_{name}_err", np.array([e.errors[name] for e in r]), ("event",), units,
                           f"standard error of event_{name}")
+    results.add_array("response_fit", response_curve(r, time), ("time",), "eV",
+                      "fitted peak-energy response (each event's model over its segment)")
     return {"n_events": len(r), "response_model": job.timeseries.response_model}
 
 
@@ -406,8 +414,9 @@ def _figures(job: PLJob, store: SpectraStore, prep: Preprocessor, results: Resul
     else:
         events = _events(job, store)
         time = results.read("time")
+        fitted = {"peak energy (eV)": results.read("response_fit")} if "response_fit" in results.group else {}
         report.plot_timeseries(time, {"peak energy (eV)": read["energy"], "FWHM (meV)": read["fwhm_mev"],
                                       "intensity": read["total_area"], "n_peaks": read["n_peaks"]},
-                               events, folder / "timeseries.png")
+                               events, folder / "timeseries.png", fitted=fitted)
         report.plot_kymograph(time, prep.energy, results.read("intensity"), events, folder / "kymograph.png",
                               peak_energy=read["energy"])

@@ -103,7 +103,7 @@ def plot_spectra(energy: np.ndarray, spectra: np.ndarray, peak_energies: Sequenc
 
 
 def plot_timeseries(time: np.ndarray, quantities: Mapping[str, np.ndarray], events: Sequence[Mapping[str, Any]],
-                    path: str | Path) -> Path:
+                    path: str | Path, fitted: Mapping[str, np.ndarray] | None = None) -> Path:
     """Stacked panels of fitted quantities against time, stimulus events as labelled lines.
 
     Parameters
@@ -112,11 +112,15 @@ def plot_timeseries(time: np.ndarray, quantities: Mapping[str, np.ndarray], even
     quantities : mapping label -> (nt,) values (the label names the unit)
     events : ``{"time": s, "label": str}`` mappings
     path : output PNG
+    fitted : mapping label -> (nt,) fitted response drawn over that quantity's points (NaN gaps)
     """
     fig = Figure(figsize=(7.0, 1.8 * len(quantities) + 0.6), layout="constrained")
     axes = fig.subplots(len(quantities), 1, sharex=True, squeeze=False)[:, 0]
     for ax, (label, values) in zip(axes, quantities.items()):
         ax.plot(time, values, ".", ms=2.5, color=resolve_cmap("batlow")(0.2))
+        if fitted and label in fitted:
+            ax.plot(time, fitted[label], "-", lw=1.2, color=resolve_cmap("batlow")(0.75), label="fitted response")
+            ax.legend(fontsize=7, loc="lower right")
         ax.set_ylabel(label)
         _mark_events(ax, events, vertical=True, labelled=ax is axes[0])
     axes[-1].set_xlabel("time (s)")
