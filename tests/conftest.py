@@ -16,6 +16,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def pytest_runtest_setup(item):
+    """``slurm`` tests, before their fixtures: skipped without a controller, failed under CI=true
+    (run_helpers.require_slurm)."""
+    if item.get_closest_marker("slurm") is not None:
+        from run_helpers import require_slurm
+
+        require_slurm()
+
+
 @pytest.fixture(scope="module")
 def job_file(tmp_path_factory):
     """A small synthetic WAXS job (tests of the execution layer), one per test module."""

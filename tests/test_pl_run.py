@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tomli_w
 from click.testing import CliRunner
-from run_helpers import SLURM_RESOURCES, assert_same_results, done_marks, slurm_up, submitted_ids, wait_for_jobs
+from run_helpers import SLURM_RESOURCES, assert_same_results, done_marks, submitted_ids, wait_for_jobs
 
 from gpuproc.cli import main
 from gpuproc.pl.ingest import ingest_spectra
@@ -152,7 +152,6 @@ def test_bad_executor_is_a_usage_error(map_file):
 
 
 @pytest.mark.slurm
-@pytest.mark.skipif(not slurm_up(), reason="no SLURM cluster (sinfo)")
 def test_slurm_array_and_cluster_equal_local_run(map_file, map_reference):
     """A job array (``pl slurm --submit``) and a dask-jobqueue SLURMCluster through a real SLURM."""
     job = map_file.with_name("slurm_array.toml")
