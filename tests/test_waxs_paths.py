@@ -135,3 +135,22 @@ def test_saved_cakes_are_the_fitted_intensities(demo):
     q0 = ds.q0.values[:, 1, 2]
     near = np.min(np.abs(q[np.nanargmax(prof)] - q0[np.isfinite(q0)]))
     assert near < 3 * (q[1] - q[0])
+
+
+def test_saxs_superlattice_parameter(tmp_path):
+    """SAXS peaks of the superlattice (Pilatus 1M, a cake reaching q = 0.02 A^-1) give <a_SC>
+    within its errors, with Friedel pairs grouped by [derive] saxs_groups."""
+    import tomllib
+
+    job, scan = write_demo_job(tmp_path, SHAPE, detector="Pilatus1M", seed=2, npt_q=1200, npt_azimuth=180,
+                               figures=False, job_overrides={"device": "cpu"})
+    data = tomllib.loads(job.read_text())
+    assert sorted(r["name"] for r in data["reflections"] if r["kind"] == "saxs") == ["sc-10", "sc0-10", "sc01", "sc10"]
+    data["integration"]["q_range"] = [0.02, 2.3]
+    data["derive"] = {"saxs_groups": [["sc10", "sc-10"], ["sc01", "sc0-10"]]}
+    job.write_text(tomli_w.dumps(data))
+    ds = open_results(run_waxs(load_job(job)))
+    assert ds.a_sc.attrs["units"] == "A"
+    pull = (ds.a_sc.values - scan.truth["a_sc"]) / ds.a_sc_err.values
+    assert np.all(np.isfinite(pull)) and np.max(np.abs(pull)) < 3.5, pull
+    assert np.median(ds.a_sc_err.values) < 0.002 * np.median(scan.truth["a_sc"])
