@@ -6,11 +6,13 @@ import click
 
 from gpuproc import __version__
 from gpuproc.backend import DEVICES, resolve_device
+from gpuproc.cli_errors import UserErrorGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=UserErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gpuproc")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback of an error instead of one Error: line.")
+def main(debug: bool) -> None:
     """gpuproc: fit peaks at every position of scanning X-ray diffraction and PL datasets, on GPU or CPU."""
 
 

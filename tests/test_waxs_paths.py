@@ -146,7 +146,6 @@ def test_saxs_superlattice_parameter(tmp_path):
                                figures=False, job_overrides={"device": "cpu"})
     data = tomllib.loads(job.read_text())
     assert sorted(r["name"] for r in data["reflections"] if r["kind"] == "saxs") == ["sc-10", "sc0-10", "sc01", "sc10"]
-    data["integration"]["q_range"] = [0.02, 2.3]
     data["derive"] = {"saxs_groups": [["sc10", "sc-10"], ["sc01", "sc0-10"]]}
     job.write_text(tomli_w.dumps(data))
     ds = open_results(run_waxs(load_job(job)))

@@ -30,7 +30,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from gpuproc.io import staging
-from gpuproc.io.frames import HDF5Frames, iter_blocks, open_frames
+from gpuproc.io.frames import iter_blocks, open_frames
 
 SCAN_ORDERS = ("row", "snake")
 FRAME_DIMS = ("frame", "y_pixel", "x_pixel")
@@ -203,7 +203,8 @@ def ingest_frames(
     Parameters
     ----------
     source
-        File list, glob pattern or ``"file.h5::/entry/data/data"`` (see
+        ``"file.h5::/node"``, an HDF5/NeXus file (Eiger master, NXdata by ``@signal``), fabio
+        files (multi-frame ones give all their frames), a file list or a glob pattern (see
         :func:`gpuproc.io.frames.open_frames`).
     store_path, scan_shape, scan_order, step_um, monitor, **kwargs
         As in :func:`write_scan`.
@@ -255,22 +256,22 @@ def open_scan(store_path: str | Path) -> Scan:
     )
 
 
-def open_hdf5_scan(
-    spec: str,
+def open_frames_scan(
+    source: str | Path | Sequence[str | Path],
     scan_shape: tuple[int, int],
     scan_order: str = "row",
     step_um: tuple[float, float] = (1.0, 1.0),
     chunk_frames: int | None = None,
 ) -> Scan:
-    """Open an HDF5 frame dataset (``"file.h5::/entry/data/data"``) lazily, without copying.
+    """Open frame files or an HDF5/NeXus source lazily, without copying.
 
-    The returned :class:`Scan` has the same frames and attributes a store ingested from it
-    would have (without ``monitor``), so processing can read HDF5 directly.
+    ``source`` is anything :func:`gpuproc.io.frames.open_frames` takes (``"file.h5::/node"``,
+    an Eiger master, files, a glob). The returned :class:`Scan` has the frames and attributes a
+    store ingested from it would have (without ``monitor``), so processing can read the files
+    directly.
     """
     _check_order(scan_order)
-    reader = open_frames(spec)
-    if not isinstance(reader, HDF5Frames):
-        raise ValueError(f"not an HDF5 dataset spec 'file.h5::/dataset': {spec!r}")
+    reader = open_frames(source)
     _check_count(len(reader), scan_shape)
     n_frames, height, width = reader.shape
     chunk = chunk_frames or frames_per_chunk((height, width), reader.dtype, n_frames)

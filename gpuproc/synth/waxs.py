@@ -34,7 +34,10 @@ Each pixel's expected count is ``gain x (background + spots)``, evaluated at the
 with ``gain`` the pyFAI solid angle (1 at the PONI) times the polarisation factor, so that a
 corrected azimuthal integration recovers the model. The background is a smooth function of q,
 ``B (1 + 3 exp(-q / 0.15 A^-1) + 0.5 exp(-((q - 1.9 A^-1) / 0.6 A^-1)^2))``. Counts are Poisson;
-masked detector pixels (gaps) carry the dummy value 2^32 - 1, like a real Pilatus/Eiger.
+masked detector pixels (module gaps of the pyFAI detector) carry the dummy value 2^32 - 1, like
+a real Eiger's uint32 frames; with ``signed=True`` frames are int32 as a Pilatus/Eiger CBF writes
+them, gaps -1 and bad pixels -2 (the Dectris flags). ``bad_pixels`` marks a random, fixed fraction
+of the other pixels bad (2^32 - 1 in uint32 frames).
 Pixel-size broadening (point sampling at pixel centres) is not added; it is below 1 % of the
 widths on a 1 Mpixel detector.
 """
@@ -57,6 +60,8 @@ from gpuproc.fit.models.gauss2d_polar import wrap_deg
 
 #: value of masked (gap) pixels in uint32 frames
 DUMMY_UINT32 = 2**32 - 1
+#: Dectris flags in signed (int32) frames: module gap, bad pixel
+GAP_INT32, BAD_INT32 = -1, -2
 TWO_PI = 2.0 * math.pi
 #: spots rendered half-widths: 5 standard deviations (exp(-12.5) ~ 4e-6 of the peak is cut)
 SPOT_EXTENT_SIGMA = 5.0
@@ -136,13 +141,16 @@ class SyntheticScan:
     """
 
     def __init__(self, shape: tuple[int, int], ai: AzimuthalIntegrator, spots: list[tuple[str, tuple[int, int, int], str]],
-                 truth: dict[str, np.ndarray], seed: int):
+                 truth: dict[str, np.ndarray], seed: int, *, signed: bool = False, bad_pixels: float = 0.0):
         self.shape = shape
         self.ai = ai
         self.truth = truth
         self.seed = seed
+        self.signed = signed
         self.reflections = _reflections(spots, truth)
         self._pixels = _PixelModel(ai, self.reflections)
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2,)))
+        self.bad = (rng.random(self.frame_shape) < bad_pixels) & ~self._pixels.masked  #: (H, W) bad pixels
 
     @property
     def n_frames(self) -> int:
@@ -151,6 +159,16 @@ class SyntheticScan:
     @property
     def frame_shape(self) -> tuple[int, int]:
         return tuple(self.ai.detector.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Pixel dtype of the frames: int32 with Dectris flags (``signed``), else uint32."""
+        return np.dtype(np.int32 if self.signed else np.uint32)
+
+    @property
+    def gaps(self) -> np.ndarray:
+        """(H, W) True on the detector's module gaps."""
+        return self._pixels.masked
 
     def expected(self, i: int) -> np.ndarray:
         """Noise-free expected counts of frame ``i``, float32 (H, W); gaps hold 0."""
@@ -161,10 +179,14 @@ class SyntheticScan:
         return self._pixels.expected(self.truth["background"][iy, ix], spots)
 
     def frame(self, i: int) -> np.ndarray:
-        """Frame ``i`` (raster order): uint32 (H, W) Poisson counts, gaps = 2^32 - 1."""
+        """Frame ``i`` (raster order): (H, W) Poisson counts; uint32 with gaps and bad pixels
+        2^32 - 1, or (``signed``) int32 with gaps -1 and bad pixels -2."""
         rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(1, i)))
-        counts = rng.poisson(self.expected(i)).astype(np.uint32)
-        counts[self._pixels.masked] = DUMMY_UINT32
+        counts = rng.poisson(self.expected(i)).astype(self.dtype)
+        if self.signed:
+            counts[self._pixels.masked], counts[self.bad] = GAP_INT32, BAD_INT32
+        else:
+            counts[self._pixels.masked | self.bad] = DUMMY_UINT32
         return counts
 
     def frames(self) -> Iterator[np.ndarray]:
@@ -194,13 +216,13 @@ class SyntheticScan:
         return paths
 
     def write_hdf5(self, path: str | Path, dataset: str = "entry/data/data", compression: str | None = None) -> Path:
-        """Write the scan as one HDF5 dataset (n, H, W) uint32, chunked per frame; returns the path."""
+        """Write the scan as one HDF5 dataset (n, H, W) of :attr:`dtype`, chunked per frame; returns the path."""
         import h5py
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with h5py.File(path, "w") as f:
-            dset = f.create_dataset(dataset, shape=(self.n_frames, *self.frame_shape), dtype=np.uint32,
+            dset = f.create_dataset(dataset, shape=(self.n_frames, *self.frame_shape), dtype=self.dtype,
                                     chunks=(1, *self.frame_shape), compression=compression)
             dset.attrs["scan_shape"] = self.shape
             for i, data in enumerate(self.frames()):
@@ -225,7 +247,8 @@ class SyntheticScan:
 def make_waxs_scan(shape: tuple[int, int] = (8, 8), detector: str = "Pilatus100k", seed: int = 0, *,
                    model: TruthModel = TruthModel(), wavelength: float = 1.0, distance: float | None = None,
                    q_max: float = 2.35, saxs: bool | None = None, peak_counts: float = 300.0,
-                   saxs_counts: float = 1000.0, background_counts: float = 5.0) -> SyntheticScan:
+                   saxs_counts: float = 1000.0, background_counts: float = 5.0, signed: bool = False,
+                   bad_pixels: float = 0.0) -> SyntheticScan:
     """A synthetic WAXS/SAXS scan with ground truth (see the module docstring for the model).
 
     Parameters
@@ -234,7 +257,7 @@ def make_waxs_scan(shape: tuple[int, int] = (8, 8), detector: str = "Pilatus100k
         Scan positions.
     detector : str
         pyFAI detector name: "Pilatus1M" or "Eiger1M" for realistic frames, "Pilatus100k" or
-        "Pilatus300k" (gaps) for fast tests.
+        "Pilatus300k" (gaps) for fast tests (:data:`gpuproc.synth.SYNTH_DETECTORS`).
     seed : int
         Seed of the ground truth and of every frame's noise.
     model : TruthModel
@@ -252,6 +275,11 @@ def make_waxs_scan(shape: tuple[int, int] = (8, 8), detector: str = "Pilatus100k
     peak_counts, saxs_counts, background_counts : float
         Peak height of the 100 spot, of the SAXS peaks, and the background level at high q
         (expected counts before the solid-angle/polarisation gain).
+    signed : bool
+        int32 frames with the Dectris flags (gaps -1, bad pixels -2) instead of uint32 frames
+        with 2^32 - 1 on invalid pixels.
+    bad_pixels : float
+        Fraction of the non-gap pixels that are bad in every frame (drawn once from ``seed``).
 
     Returns
     -------
@@ -270,7 +298,7 @@ def make_waxs_scan(shape: tuple[int, int] = (8, 8), detector: str = "Pilatus100k
     if render_saxs:
         spots += [(n, hkl, "saxs") for n, hkl in SAXS_SPOTS]
     maps.update(spot_truth(maps, spots, model, peak_counts, saxs_counts))
-    return SyntheticScan(tuple(shape), ai, spots, maps, seed)
+    return SyntheticScan(tuple(shape), ai, spots, maps, seed, signed=signed, bad_pixels=bad_pixels)
 
 
 def truth_maps(shape: tuple[int, int], model: TruthModel, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -9,6 +9,7 @@ import click
 
 from gpuproc.run.blocks import RunSpec
 from gpuproc.run.cli import JOB_FILE, add_array_commands, execution_options, run_command
+from gpuproc.synth import SYNTH_DETECTORS
 
 
 @click.group()
@@ -29,11 +30,15 @@ def waxs() -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing store.")
 def ingest(source: tuple[str, ...], store: Path, scan_shape: tuple[int, int], order: str,
            step: tuple[float, float], monitor: Path | None, overwrite: bool) -> None:
-    """Copy frames (fabio files / glob, or file.h5::/entry/data/data) into a chunked Zarr scan store."""
+    """Copy frames into a chunked Zarr scan store. SOURCE: fabio files (EDF/CBF/TIFF, multi-frame
+    files give all their frames) or a glob of them, an HDF5/NeXus file (Eiger master with its data
+    files, NXdata by @signal/@default) or file.h5::/path/to/dataset."""
     import numpy as np
 
     from gpuproc.io.store import ingest_frames
 
+    if store.exists() and not overwrite:
+        raise click.ClickException(f"scan store already exists: {store} (pass --overwrite to replace it)")
     src = source[0] if len(source) == 1 else list(source)
     mon = np.load(monitor) if monitor is not None else None
     path = ingest_frames(src, store, scan_shape=scan_shape, scan_order=order, step_um=step, monitor=mon,
@@ -63,7 +68,8 @@ add_array_commands(waxs, "waxs", _spec)
 @waxs.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--shape", nargs=2, type=int, default=(12, 16), show_default=True, metavar="NY NX")
-@click.option("--detector", default="Pilatus100k", show_default=True, help="pyFAI detector name.")
+@click.option("--detector", type=click.Choice(SYNTH_DETECTORS), default="Pilatus100k", show_default=True,
+              help="pyFAI detector the frames are rendered on.")
 @click.option("--seed", type=int, default=0, show_default=True)
 def synth(directory: Path, shape: tuple[int, int], detector: str, seed: int) -> None:
     """Write a synthetic scan with ground truth and a job file that processes it."""

@@ -5,13 +5,17 @@ Used by ``gpuproc demo``, the tests and the benchmarks.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from gpuproc.io.store import write_scan
-from gpuproc.synth.waxs import SyntheticScan, make_waxs_scan
+from gpuproc.synth.waxs import Reflection, SyntheticScan, make_waxs_scan
+
+Q_MARGIN = 0.01  #: q_range reaches this fraction of its span beyond the outermost windows
+MIN_BINS_PER_WINDOW = 8  #: q bins across the narrowest reflection window, at least
 
 
 def write_demo_job(directory: str | Path, shape: tuple[int, int] = (12, 16), detector: str = "Pilatus100k",
@@ -27,20 +31,33 @@ def write_demo_job(directory: str | Path, shape: tuple[int, int] = (12, 16), det
     d.mkdir(parents=True, exist_ok=True)
     scan = make_waxs_scan(shape, detector=detector, seed=seed, **synth)
     write_scan((scan.frame(i)[None] for i in range(scan.n_frames)), d / "scan.zarr", n_frames=scan.n_frames,
-               frame_shape=scan.frame_shape, dtype=np.uint32, scan_shape=scan.shape, step_um=(step_um, step_um),
+               frame_shape=scan.frame_shape, dtype=scan.dtype, scan_shape=scan.shape, step_um=(step_um, step_um),
                sources=[f"synthetic:{detector}:seed={seed}"], overwrite=True)
     scan.write_poni(d / "geometry.poni")
     scan.write_truth(d / "truth.npz")
     job = {
         "job": {"output": "results.zarr", **({"figures": "figures"} if figures else {}), **(job_overrides or {})},
         "input": {"source": "scan.zarr"},
-        "integration": {"poni": "geometry.poni", "q_range": [0.8, 2.3], "npt_q": npt_q, "npt_azimuth": npt_azimuth,
+        "integration": {"poni": "geometry.poni", **cake_q_axis(scan.reflections, npt_q), "npt_azimuth": npt_azimuth,
                         "polarization_factor": 0.99, "unit": "q_A^-1"},
         "reflections": [r.to_dict() for r in scan.reflections],
     }
     path = d / "job.toml"
     path.write_text(_toml(job))
     return path, scan
+
+
+def cake_q_axis(reflections: list[Reflection], npt_q: int) -> dict[str, Any]:
+    """``q_range`` (A^-1) holding every reflection window with a margin of
+    :data:`Q_MARGIN` of the span, and ``npt_q`` raised (if needed) so that the narrowest window
+    spans at least :data:`MIN_BINS_PER_WINDOW` bins (SAXS windows on a 1M detector are ~0.03 A^-1)."""
+    lo = min(r.q_range[0] for r in reflections)
+    hi = max(r.q_range[1] for r in reflections)
+    margin = Q_MARGIN * (hi - lo)
+    q_range = [max(0.0, lo - margin), hi + margin]
+    narrowest = min(r.q_range[1] - r.q_range[0] for r in reflections)
+    bins = math.ceil(MIN_BINS_PER_WINDOW * (q_range[1] - q_range[0]) / narrowest)
+    return {"q_range": q_range, "npt_q": max(npt_q, bins)}
 
 
 def _toml(job: dict[str, Any]) -> str:

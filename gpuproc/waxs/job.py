@@ -4,8 +4,8 @@
 
     [job]          output, figures, device, batch_frames, save_cakes, resume,
                    executor, n_workers, scheduler_address (where it runs: gpuproc.run.settings)
-    [input]        source (scan store, HDF5 "file.h5::/entry/data/data", or frame files/glob),
-                   scan_shape, scan_order, step_um (only for sources that are not a scan store)
+    [input]        source (scan store; or frames: "file.h5[::/node]", fabio files, glob, list),
+                   scan_shape (required unless a scan store), scan_order, step_um
     [integration]  poni, npt_q, npt_azimuth, q_range, unit, mask, dark, flat,
                    polarization_factor, solid_angle, split, saturation
     [fit]          max_iter
@@ -42,10 +42,12 @@ class JobSection(ExecutionKeys):
 
 @dataclass
 class InputSection:
-    source: str  #: scan store directory, "file.h5::/entry/data/data", or frame files (glob)
-    scan_shape: tuple[int, int] | None = None  #: (ny, nx) positions; from the store when omitted
-    scan_order: Literal["row", "snake"] = "row"
-    step_um: tuple[float, float] = (1.0, 1.0)  #: (dy, dx) in micrometres
+    #: scan store directory, or frames: "file.h5" / "file.h5::/node" (HDF5, NeXus, Eiger master),
+    #: fabio files (multi-frame ones give all their frames), a glob or a list of files
+    source: str | list[str]
+    scan_shape: tuple[int, int] | None = None  #: (ny, nx) positions; required unless a scan store
+    scan_order: Literal["row", "snake"] | None = None  #: the store's, else "row"
+    step_um: tuple[float, float] | None = None  #: (dy, dx) in micrometres; the store's, else (1, 1)
 
 
 @dataclass
@@ -140,8 +142,5 @@ def _relative_to(job: WaxsJob, base: Path) -> WaxsJob:
     integ = job.integration
     integ.poni, integ.mask, integ.dark, integ.flat = (fix(p) for p in (integ.poni, integ.mask, integ.dark, integ.flat))
     src = job.input.source
-    if "::" not in src and not Path(src).is_absolute():
-        job.input.source = str(base / src)
-    elif "::" in src and not Path(src.split("::")[0]).is_absolute():
-        job.input.source = str(base / src)
+    job.input.source = [str(base / s) for s in src] if isinstance(src, list) else str(base / src)
     return job

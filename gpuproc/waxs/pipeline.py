@@ -13,8 +13,9 @@ var(I) = max(signal, 1) / norm^2, so errors are absolute.
 
 from __future__ import annotations
 
+import glob
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +24,14 @@ import numpy as np
 from gpuproc.backend import to_numpy
 from gpuproc.fit import Status, fit
 from gpuproc.io.results import ResultLayout, ResultStore, Variable
-from gpuproc.io.store import Scan, open_hdf5_scan, open_scan
+from gpuproc.io.store import Scan, open_frames_scan, open_scan
 from gpuproc.run.blocks import RunSpec, StoreBlocks
 from gpuproc.run.executor import execute
 from gpuproc.run.oom import split_on_oom
 from gpuproc.run.settings import execution_of
 from gpuproc.waxs import derive, stats
 from gpuproc.waxs.integrate import CakeIntegrator
-from gpuproc.waxs.job import WaxsJob, load_job
+from gpuproc.waxs.job import InputSection, WaxsJob, load_job
 from gpuproc.waxs.windows import Window, make_window
 
 FIT_PARAMS = ("amplitude", "q0", "fwhm_q", "phi0", "fwhm_phi")
@@ -86,6 +87,7 @@ class WaxsBlocks(StoreBlocks):
 
     def __init__(self, job: WaxsJob, create: bool) -> None:
         self.scan = open_source(job)
+        job = used_input(job, self.scan)
         self.ctx = make_context(job, self.scan)
         self.open_results(job, layout(self.ctx, self.scan), create)
         self._index = self.scan.frame_index()
@@ -114,18 +116,42 @@ class WaxsBlocks(StoreBlocks):
 
 
 def open_source(job: WaxsJob) -> Scan:
-    """The scan named by ``[input] source``: a scan store, or an HDF5 dataset read lazily."""
+    """The scan named by ``[input] source``: a scan store, or frames read lazily from files
+    (:func:`gpuproc.io.frames.open_frames`: HDF5/NeXus, Eiger masters, fabio files, globs)."""
     inp = job.input
-    if "::" in inp.source:
-        if inp.scan_shape is None:
-            raise ValueError(f"[input] scan_shape is required for the HDF5 source {inp.source}")
-        return open_hdf5_scan(inp.source, scan_shape=inp.scan_shape, scan_order=inp.scan_order,
-                              step_um=inp.step_um)
-    path = Path(inp.source)
-    if not path.exists():
-        raise FileNotFoundError(f"[input] source {path} does not exist (expected a scan store from "
-                                "`gpuproc waxs ingest`, or file.h5::/path/to/dataset)")
-    return open_scan(path)
+    source = inp.source
+    if isinstance(source, str) and Path(source).is_dir():
+        scan = open_scan(source)
+        _check_store_keys(inp, scan)
+        if inp.step_um is not None:
+            scan.attrs["step_um"] = [float(s) for s in inp.step_um]
+        return scan
+    if isinstance(source, str) and not glob.has_magic(source) and not Path(source.split("::")[0]).exists():
+        raise FileNotFoundError(f"[input] source {source} does not exist (expected a scan store from "
+                                "`gpuproc waxs ingest`, frame files, a glob, or file.h5[::/node])")
+    if inp.scan_shape is None:
+        raise ValueError(f"[input] scan_shape is required for the frame source {source} (only a scan store "
+                         "carries its own)")
+    return open_frames_scan(source, scan_shape=inp.scan_shape, scan_order=inp.scan_order or "row",
+                            step_um=inp.step_um or (1.0, 1.0))
+
+
+def used_input(job: WaxsJob, scan: Scan) -> WaxsJob:
+    """``job`` with ``[input]`` scan shape, order and step as used (the scan's): what results record."""
+    a = scan.attrs
+    used = replace(job.input, scan_shape=tuple(int(n) for n in a["scan_shape"]),
+                               scan_order=a["scan_order"], step_um=tuple(float(d) for d in a["step_um"]))
+    return replace(job, input=used)
+
+
+def _check_store_keys(inp: InputSection, scan: Scan) -> None:
+    """ValueError when the job's scan_shape or scan_order contradicts the scan store's."""
+    stored = {"scan_shape": list(scan.attrs["scan_shape"]), "scan_order": scan.attrs["scan_order"]}
+    given = {"scan_shape": None if inp.scan_shape is None else list(inp.scan_shape), "scan_order": inp.scan_order}
+    for key, value in given.items():
+        if value is not None and value != stored[key]:
+            raise ValueError(f"[input] {key} = {value} differs from {stored[key]} in the scan store "
+                             f"{inp.source}; remove it from the job (the store's is used) or re-ingest")
 
 
 def make_context(job: WaxsJob, scan: Scan) -> Context:
@@ -161,7 +187,7 @@ def _image(path: Path | None) -> np.ndarray | None:
 
 def layout(ctx: Context, scan: Scan) -> ResultLayout:
     ny, nx = scan.scan_shape
-    dy, dx = scan.attrs.get("step_um", ctx.job.input.step_um)
+    dy, dx = ctx.job.input.step_um
     names = np.array([r.name for r in ctx.job.reflections])
     lu, qu = ctx.length_unit, ctx.q_unit
     per_refl = ("reflection", "y", "x")

@@ -1,0 +1,34 @@
+"""One clean ``Error: ...`` line for a user's mistake on the command line; tracebacks with ``--debug``.
+
+The root command group (``gpuproc``) is a :class:`UserErrorGroup`: a subcommand of any pipeline
+that raises one of :data:`USER_ERRORS` (a bad job file or key, a missing or unreadable input, an
+existing output) ends with ``Error: <message>`` on stderr and exit code 1. ``gpuproc --debug ...``
+lets the exception propagate with its traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+#: errors that describe the user's input (ConfigError is a ValueError); others keep their traceback
+USER_ERRORS = (ValueError, OSError)
+
+
+class UserErrorGroup(click.Group):
+    """A click group that reports :data:`USER_ERRORS` of its subcommands as one ``Error:`` line,
+    unless its ``debug`` parameter is set."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as exc:
+            if ctx.params.get("debug"):
+                raise
+            raise click.ClickException(one_line(exc)) from None
+
+
+def one_line(exc: BaseException) -> str:
+    """The exception's message on one line (whitespace runs, newlines included, become one space)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
