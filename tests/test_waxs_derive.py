@@ -64,9 +64,17 @@ def test_lattice_with_c_and_missing_reflections():
     # 010 failed: b still follows from 110 and 020
     lat = derive.lattice_parameters(np.where(np.arange(7) == 1, np.nan, q), hkl)
     np.testing.assert_allclose([lat.a, lat.b, lat.c], [5.88, 5.86, 5.83], rtol=1e-12)
-    # only a-axis reflections left: the system is underdetermined -> all NaN
+    # every l != 0 fit failed: a and b from the hk0 reflections, c unknown
+    lat = derive.lattice_parameters(np.where(np.arange(7) < 5, q, np.nan), hkl, q0_err=np.full_like(q, 1e-4))
+    np.testing.assert_allclose([lat.a, lat.b], [5.88, 5.86], rtol=1e-12)
+    assert np.isnan(lat.c) and np.isnan(lat.c_err) and np.isfinite(lat.a_err)
+    # only a-axis reflections left: a follows from them, b and c are unknown
     lat = derive.lattice_parameters(np.where(np.isin(np.arange(7), [0, 3]), q, np.nan), hkl)
-    assert np.all(np.isnan(lat))
+    np.testing.assert_allclose(lat.a, 5.88, rtol=1e-12)
+    assert np.isnan(lat.b) and np.isnan(lat.c)
+    # 100 and 110 (a and b) with 011 (b and c) but one equation for each: still determined
+    lat = derive.lattice_parameters(np.where(np.isin(np.arange(7), [0, 2, 6]), q, np.nan), hkl)
+    np.testing.assert_allclose([lat.a, lat.b, lat.c], [5.88, 5.86, 5.83], rtol=1e-12)
 
 
 def test_lattice_errors_match_monte_carlo():

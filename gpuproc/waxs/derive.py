@@ -158,8 +158,9 @@ def lattice_parameters(q0: Any, hkl: Sequence[Sequence[int]], q0_err: Any | None
     solved per position by weighted least squares with ``err(1/d^2) = 2 q0 err(q0) / (2 pi)^2``.
     Then ``a = x_a^(-1/2)`` and ``err(a) = a err(x_a) / (2 x_a)`` (same for b, c). The unknown
     1/c^2 is included only when some listed reflection has l != 0; otherwise ``c`` is NaN.
-    Reflections with NaN q0 (or NaN / non-positive error) are left out; a position whose
-    reflections do not determine all unknowns gives NaN.
+    Reflections with NaN q0 (or NaN / non-positive error: fits that did not pass) are left out;
+    a parameter that no remaining reflection involves is NaN (the others are still solved), and a
+    position whose remaining reflections do not determine their unknowns gives NaN.
 
     Parameters
     ----------
@@ -348,9 +349,11 @@ def _weighted_lstsq(design: Any, y: Any, y_err: Any | None, xp: ModuleType) -> t
     """Batched weighted linear least squares ``y ~ design @ x``, one system per leading index.
 
     design (..., n, p), y and y_err (..., n). Rows with a non-finite value, or non-finite or
-    non-positive error, get zero weight. Returns x (..., p) and its covariance (..., p, p),
-    NaN where the normal matrix is singular. With ``y_err`` the covariance is (J^T W J)^-1 with
-    W = 1/err^2; without, the fit is unweighted and the covariance scaled by chi^2 / (n - p).
+    non-positive error, get zero weight. An unknown that no valid row involves (e.g. 1/c^2 when
+    every 00l fit failed) is left out: NaN, with the others solved without it. Returns x (..., p)
+    and its covariance (..., p, p), NaN where the normal matrix is singular. With ``y_err`` the
+    covariance is (J^T W J)^-1 with W = 1/err^2; without, the fit is unweighted and the
+    covariance scaled by chi^2 / (n - p) (p counting the unknowns solved).
     """
     w = xp.ones_like(y) if y_err is None else 1.0 / xp.asarray(y_err, dtype=float) ** 2
     valid = xp.isfinite(y) & xp.isfinite(w) & (w > 0) & xp.all(xp.isfinite(design), axis=-1)
@@ -359,10 +362,12 @@ def _weighted_lstsq(design: Any, y: Any, y_err: Any | None, xp: ModuleType) -> t
     design0 = xp.where(valid[..., None], design, 0.0)
     normal = xp.einsum("...ni,...n,...nj->...ij", design0, w, design0)
     rhs = xp.einsum("...ni,...n->...i", design0, w * y0)
-    p = normal.shape[-1]
+    eye = xp.eye(normal.shape[-1])
+    solved = xp.diagonal(normal, axis1=-2, axis2=-1) > 0  # (..., p): unknowns some valid row involves
+    normal = normal + eye * ~solved[..., None, :]  # unit pivots for the others
+    p = solved.sum(axis=-1)
     diag = xp.prod(xp.diagonal(normal, axis1=-2, axis2=-1), axis=-1)
     good = xp.abs(xp.linalg.det(normal)) > _SINGULAR * diag
-    eye = xp.eye(p)
     cov = xp.linalg.inv(xp.where(good[..., None, None], normal, eye))
     x = xp.einsum("...ij,...j->...i", cov, rhs)
     if y_err is None:
@@ -370,8 +375,9 @@ def _weighted_lstsq(design: Any, y: Any, y_err: Any | None, xp: ModuleType) -> t
         resid = xp.where(valid, y0 - xp.einsum("...ni,...i->...n", design0, x), 0.0)
         scale = xp.where(n > p, (resid**2).sum(axis=-1) / (n - p), xp.nan)
         cov = cov * scale[..., None, None]
-    x = xp.where(good[..., None], x, xp.nan)
-    cov = xp.where(good[..., None, None], cov, xp.nan)
+    keep = good[..., None] & solved
+    x = xp.where(keep, x, xp.nan)
+    cov = xp.where(keep[..., :, None] & keep[..., None, :], cov, xp.nan)
     return x, cov
 
 

@@ -8,7 +8,7 @@
                    scan_shape (required unless a scan store), scan_order, step_um
     [integration]  poni, npt_q, npt_azimuth, q_range, unit, mask, dark, flat,
                    polarization_factor, solid_angle, split, saturation
-    [fit]          max_iter
+    [fit]          max_iter, min_significance, min_coverage, warn_coverage, min_fwhm_bins
     [derive]       shape_factor, orientation_reflection, orientation_period, instrumental_fwhm,
                    saxs_groups
     [[reflections]] name, hkl, q_range, azimuth_range, kind ("waxs" | "saxs"), instrumental_fwhm
@@ -68,7 +68,22 @@ class IntegrationSection:
 
 @dataclass
 class FitSection:
+    """Spot fits and the checks that decide whether a fit is a measurement (gpuproc.fit.Status)."""
+
     max_iter: int = 100
+    min_significance: float = 3.0  #: amplitude / its standard error below this: NO_PEAK
+    min_coverage: float = 0.5  #: a window with a smaller fraction of valid bins is refused; a fit: LOW_COVERAGE
+    warn_coverage: float = 0.9  #: a window with a smaller fraction of valid bins gives a warning
+    min_fwhm_bins: float = 1.0  #: lower bound of both FWHM, in cake bins; a width reaching it: AT_BOUND
+
+    def __post_init__(self) -> None:
+        for key in ("min_coverage", "warn_coverage"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ValueError(f"[fit] {key} must lie in [0, 1], got {getattr(self, key)}")
+        if self.min_significance < 0:
+            raise ValueError(f"[fit] min_significance must be >= 0, got {self.min_significance}")
+        if self.min_fwhm_bins <= 0:
+            raise ValueError(f"[fit] min_fwhm_bins must be > 0, got {self.min_fwhm_bins}")
 
 
 @dataclass

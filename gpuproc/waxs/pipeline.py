@@ -32,6 +32,7 @@ from gpuproc.run.settings import execution_of
 from gpuproc.waxs import derive, stats
 from gpuproc.waxs.integrate import CakeIntegrator
 from gpuproc.waxs.job import InputSection, WaxsJob, load_job
+from gpuproc.waxs.spot_checks import classify, spot_bounds
 from gpuproc.waxs.windows import Window, make_window
 
 FIT_PARAMS = ("amplitude", "q0", "fwhm_q", "phi0", "fwhm_phi")
@@ -162,7 +163,8 @@ def make_context(job: WaxsJob, scan: Scan) -> Context:
         flat=_image(integ.flat), polarization_factor=integ.polarization_factor, solid_angle=integ.solid_angle,
         split=integ.split, saturation=integ.saturation, device=job.job.device,
     )
-    windows = [make_window(r, integrator.q, integrator.azimuth, integrator.count) for r in job.reflections]
+    windows = [make_window(r, integrator.q, integrator.azimuth, integrator.norm, min_coverage=job.fit.min_coverage,
+                           warn_coverage=job.fit.warn_coverage) for r in job.reflections]
     monitor = None
     if scan.monitor is not None:
         m = np.asarray(scan.monitor, dtype=np.float64)
@@ -200,6 +202,8 @@ def layout(ctx: Context, scan: Scan) -> ResultLayout:
         variables[p + "_err"] = Variable(per_refl, units=units[p], long_name="standard error of " + long[p])
     variables["fit_status"] = Variable(per_refl, np.uint8, long_name="gpuproc.fit.Status code", fill=255)
     variables["chi2"] = Variable(per_refl, long_name="reduced chi-square of the fit")
+    variables["valid_fraction"] = Variable(per_refl, units="1",
+                                           long_name="fraction of the window's bins valid in this frame")
     maps = {
         "a": (lu, "lattice parameter a (least squares over hkl)"),
         "b": (lu, "lattice parameter b"),
@@ -276,18 +280,26 @@ def to_grid(values: dict[str, np.ndarray], grid: np.ndarray, lay: ResultLayout) 
 
 
 def fit_reflections(ctx: Context, signal: Any, norm: Any, scale: Any | None) -> dict[str, Any]:
-    """Fit every window of every frame (intensities and weights computed on the window's bins
-    only); arrays (n_reflections, n_frames), NaN where a fit failed."""
+    """Fit every window of every frame (intensities and weights computed on the window's valid
+    bins only); arrays (n_reflections, n_frames), NaN where a fit is not a measurement
+    (``fit_status`` != CONVERGED after :func:`gpuproc.waxs.spot_checks.classify`)."""
     n = signal.shape[0]
+    f = ctx.job.fit
     out = {k: np.full((len(ctx.windows), n), np.nan, np.float32) for k in FIT_PARAMS}
     out.update({k + "_err": np.full((len(ctx.windows), n), np.nan, np.float32) for k in FIT_PARAMS})
     out["fit_status"] = np.zeros((len(ctx.windows), n), np.uint8)
     out["chi2"] = np.full((len(ctx.windows), n), np.nan, np.float32)
+    out["valid_fraction"] = np.zeros((len(ctx.windows), n), np.float32)
     for i, w in enumerate(ctx.windows):
-        y, weight = intensity_and_weight(w.take(signal), w.take(norm), scale)
-        res = fit("gauss2d_polar", y, (w.q, w.phi), weights=weight, absolute_sigma=True,
-                  device=ctx.job.job.device, max_iter=ctx.job.fit.max_iter).get()
-        ok = res.ok
+        window_norm = w.take(norm)
+        valid = w.valid(window_norm)
+        y, weight = intensity_and_weight(w.take(signal), window_norm, scale)
+        lower, upper = spot_bounds(w, f.min_fwhm_bins)
+        res = fit("gauss2d_polar", y, (w.q, w.phi), weights=weight, mask=~valid, bounds=(lower, upper),
+                  absolute_sigma=True, device=ctx.job.job.device, max_iter=f.max_iter).get()
+        fraction = to_numpy(valid.mean(axis=1))
+        status = classify(res, fraction, lower, min_significance=f.min_significance, min_coverage=f.min_coverage)
+        ok = status == Status.CONVERGED
         p, e = res.params, res.errors
         values = {
             "amplitude": (p[:, 0], e[:, 0]),
@@ -300,8 +312,9 @@ def fit_reflections(ctx: Context, signal: Any, norm: Any, scale: Any | None) -> 
         for k, (v, err) in values.items():
             out[k][i] = np.where(ok, v, np.nan)
             out[k + "_err"][i] = np.where(ok, err, np.nan)
-        out["fit_status"][i] = res.status
+        out["fit_status"][i] = status
         out["chi2"][i] = np.where(ok, res.chi2, np.nan)
+        out["valid_fraction"][i] = fraction
     return out
 
 

@@ -1,0 +1,70 @@
+"""Is a converged spot fit a measurement? Bounds for the fit and the checks after it.
+
+The fit engine reports how the minimisation ended; a fit that converged is still not a
+measurement when (in this order of precedence, see :class:`gpuproc.fit.Status`):
+
+* ``LOW_COVERAGE``: fewer than ``min_coverage`` of its window's bins are valid in that frame
+  (masked or invalid pixels, :mod:`gpuproc.waxs.windows`); this replaces whatever status the
+  engine gave, as it is the cause;
+* ``NO_PEAK``: the amplitude is below ``min_significance`` standard errors (an empty window, or
+  a spot hidden in a gap: the fit describes noise or background);
+* ``AT_BOUND``: a width (sigma_q or sigma_phi) sits at its lower bound, ``min_fwhm_bins`` cake
+  bins of FWHM (the spot is not resolved by the bins), or a standard error is not finite.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gpuproc.fit import FitResult, Status
+from gpuproc.fit.models import get_model
+from gpuproc.waxs.derive import FWHM_PER_SIGMA
+from gpuproc.waxs.windows import Window
+
+MODEL = "gauss2d_polar"
+WIDTHS = (2, 4)  #: indices of sigma_q, sigma_phi in the model's parameters
+#: a width within this relative distance of its lower bound is at the bound
+AT_BOUND_RTOL = 1e-3
+
+
+def spot_bounds(window: Window, min_fwhm_bins: float) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper parameter bounds of a spot fit in ``window``: the model's, with both widths
+    at least ``min_fwhm_bins`` bins of FWHM (sigma >= min_fwhm_bins * bin / 2.3548)."""
+    lo, hi = get_model(MODEL).default_bounds(np.stack([window.q, window.phi]))
+    for j, width in zip(WIDTHS, window.bin_widths):
+        lo[j] = max(lo[j], min_fwhm_bins * width / FWHM_PER_SIGMA)
+    return lo, hi
+
+
+def classify(res: FitResult, valid_fraction: Any, lower: np.ndarray, *, min_significance: float,
+             min_coverage: float) -> np.ndarray:
+    """Status of each fit (uint8, :class:`gpuproc.fit.Status`) after the checks above.
+
+    Parameters
+    ----------
+    res : FitResult
+        Host results of the spot fits (:meth:`FitResult.get`), shape (n_fits,).
+    valid_fraction : array
+        (n_fits,) fraction of the window's bins valid in each fit's frame.
+    lower : numpy.ndarray
+        (n_params,) lower bounds the fits ran with.
+    min_significance, min_coverage : float
+        ``[fit]`` keys of the job.
+    """
+    status = np.array(res.status, np.uint8)
+    p, e = np.asarray(res.params), np.asarray(res.errors)
+    widths = list(WIDTHS)
+    with np.errstate(invalid="ignore"):
+        at_bound = np.any(p[:, widths] <= lower[widths] * (1.0 + AT_BOUND_RTOL), axis=1)
+        at_bound |= ~np.all(np.isfinite(e), axis=1)
+        no_peak = ~(p[:, 0] >= min_significance * e[:, 0])
+    low = np.asarray(valid_fraction) < min_coverage
+    status[low] = Status.LOW_COVERAGE
+    converged = status == Status.CONVERGED
+    for failed, code in ((no_peak, Status.NO_PEAK), (at_bound, Status.AT_BOUND)):
+        hit = converged & failed
+        status[hit] = code
+        converged &= ~hit
+    return status
