@@ -160,3 +160,19 @@ def test_write_edf_hdf5_poni_truth(tmp_path):
     assert ai.dist == pytest.approx(small.ai.dist) and ai.wavelength == pytest.approx(1e-10)
     truth = np.load(small.write_truth(tmp_path / "truth.npz"))
     np.testing.assert_array_equal(truth["size_nm"], small.truth["size_nm"])
+
+
+def test_signed_dectris_flags_and_bad_pixels():
+    """int32 frames with -1 on the module gaps and -2 on a fixed random 1 % of bad pixels; every
+    other pixel holds the counts of the default uint32 frame."""
+    plain = make_waxs_scan((1, 2), "Pilatus300k", seed=3)
+    flagged = make_waxs_scan((1, 2), "Pilatus300k", seed=3, signed=True, bad_pixels=0.01)
+    frame = flagged.frame(1)
+    assert frame.dtype == np.int32 and plain.frame(1).dtype == np.uint32 and not plain.bad.any()
+    assert (frame == -1).sum() == flagged.gaps.sum() > 0
+    assert 0.008 < (frame == -2).sum() / (~flagged.gaps).sum() < 0.012
+    np.testing.assert_array_equal(frame == -2, flagged.frame(0) == -2)
+    counted = frame >= 0
+    np.testing.assert_array_equal(frame[counted], plain.frame(1)[counted])
+    unsigned = make_waxs_scan((1, 2), "Pilatus300k", seed=3, bad_pixels=0.01).frame(1)
+    np.testing.assert_array_equal(unsigned == DUMMY_UINT32, ~counted)

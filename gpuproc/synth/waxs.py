@@ -170,6 +170,11 @@ class SyntheticScan:
         """(H, W) True on the detector's module gaps."""
         return self._pixels.masked
 
+    @property
+    def window_coverage(self) -> list[float]:
+        """Per reflection, the fraction of the detector pixels inside its window that are not gaps."""
+        return self._pixels.coverage
+
     def expected(self, i: int) -> np.ndarray:
         """Noise-free expected counts of frame ``i``, float32 (H, W); gaps hold 0."""
         if not 0 <= i < self.n_frames:
@@ -398,14 +403,17 @@ class _PixelModel:
         self.gain = (ai.solidAngleArray() * ai.polarization(factor=0.99)).astype(np.float32)
         self.background = (self.gain * _background_profile(q)).astype(np.float32)
         self.windows = [self._window(q, chi, r) for r in reflections]
+        #: per reflection, the fraction of the detector pixels inside its window that are not gaps
+        self.coverage = [w[0].size / max(1, w[4]) for w in self.windows]
 
     def _window(self, q: np.ndarray, chi: np.ndarray, r: Reflection) -> tuple[np.ndarray, ...]:
-        """Flat indices, q, chi and gain of the unmasked pixels inside a reflection's window."""
+        """Flat indices, q, chi and gain of the unmasked pixels inside a reflection's window, and the
+        number of all its pixels (gaps included)."""
         (q_lo, q_hi), (a_lo, a_hi) = r.q_range, r.azimuth_range
         off_centre = np.abs(wrap_deg(chi - 0.5 * (a_lo + a_hi)))
-        inside = (q >= q_lo) & (q <= q_hi) & (off_centre <= 0.5 * (a_hi - a_lo)) & ~self.masked
-        idx = np.flatnonzero(inside)
-        return idx, q.flat[idx], chi.flat[idx], self.gain.flat[idx]
+        window = (q >= q_lo) & (q <= q_hi) & (off_centre <= 0.5 * (a_hi - a_lo))
+        idx = np.flatnonzero(window & ~self.masked)
+        return idx, q.flat[idx], chi.flat[idx], self.gain.flat[idx], int(window.sum())
 
     def expected(self, background: float, spots: dict[str, np.ndarray]) -> np.ndarray:
         """Expected counts of one frame, float32 (H, W), 0 in the gaps."""
@@ -413,7 +421,7 @@ class _PixelModel:
         flat = expected.reshape(-1)
         sig_q = spots["fwhm_q"] / FWHM_PER_SIGMA
         sig_phi = spots["fwhm_phi_deg"] / FWHM_PER_SIGMA
-        for j, (idx, q, chi, gain) in enumerate(self.windows):
+        for j, (idx, q, chi, gain, _) in enumerate(self.windows):
             u = (q - spots["q0"][j]) / sig_q[j]
             v = wrap_deg(chi - spots["azimuth_deg"][j]) / sig_phi[j]
             flat[idx] += spots["amplitude"][j] * gain * np.exp(-0.5 * (u * u + v * v))

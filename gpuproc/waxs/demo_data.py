@@ -16,6 +16,8 @@ from gpuproc.synth.waxs import Reflection, SyntheticScan, make_waxs_scan
 
 Q_MARGIN = 0.01  #: q_range reaches this fraction of its span beyond the outermost windows
 MIN_BINS_PER_WINDOW = 8  #: q bins across the narrowest reflection window, at least
+MIN_WINDOW_COVERAGE = 0.55  #: fraction of a window's pixels off the module gaps for it to be in the job
+#: (the job's [fit] min_coverage, 0.5 of the cake bins, refuses less; a margin above it)
 
 
 def write_demo_job(directory: str | Path, shape: tuple[int, int] = (12, 16), detector: str = "Pilatus100k",
@@ -25,7 +27,9 @@ def write_demo_job(directory: str | Path, shape: tuple[int, int] = (12, 16), det
     """Render a synthetic scan into ``directory`` and write ``job.toml`` that processes it.
 
     Returns the job file path and the :class:`~gpuproc.synth.waxs.SyntheticScan` (its ``truth``
-    holds the ground-truth maps). Frames are rendered and written one at a time.
+    holds the ground-truth maps). Frames are rendered and written one at a time. The job lists the
+    reflections whose windows are at least :data:`MIN_WINDOW_COVERAGE` on the detector's pixels
+    (spots in module gaps are left out), and a cake q axis that holds all of them.
     """
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
@@ -35,12 +39,13 @@ def write_demo_job(directory: str | Path, shape: tuple[int, int] = (12, 16), det
                sources=[f"synthetic:{detector}:seed={seed}"], overwrite=True)
     scan.write_poni(d / "geometry.poni")
     scan.write_truth(d / "truth.npz")
+    reflections = [r for r, c in zip(scan.reflections, scan.window_coverage) if c >= MIN_WINDOW_COVERAGE]
     job = {
         "job": {"output": "results.zarr", **({"figures": "figures"} if figures else {}), **(job_overrides or {})},
         "input": {"source": "scan.zarr"},
-        "integration": {"poni": "geometry.poni", **cake_q_axis(scan.reflections, npt_q), "npt_azimuth": npt_azimuth,
+        "integration": {"poni": "geometry.poni", **cake_q_axis(reflections, npt_q), "npt_azimuth": npt_azimuth,
                         "polarization_factor": 0.99, "unit": "q_A^-1"},
-        "reflections": [r.to_dict() for r in scan.reflections],
+        "reflections": [r.to_dict() for r in reflections],
     }
     path = d / "job.toml"
     path.write_text(_toml(job))
