@@ -135,12 +135,9 @@ class Frames:
     def __getitem__(self, key: tuple | slice | int) -> np.ndarray:
         """NumPy-style indexing, frames first (for ``dask.array.from_array``)."""
         key = key if isinstance(key, tuple) else (key,)
-        frames = range(len(self))[key[0]]
-        if isinstance(frames, int):
-            return self.read(frames, frames + 1)[(0, *key[1:])]
-        if frames.step != 1:
-            return self.read(0, len(self))[key]
-        return self.read(frames.start, frames.stop)[(slice(None), *key[1:])]
+        frames = np.arange(len(self))[key[0]]
+        lo, hi = (int(frames.min()), int(frames.max()) + 1) if frames.size else (0, 0)
+        return self.read(lo, hi)[(frames - lo, *key[1:])]
 
 
 def open_frames(source: str | Path | Sequence[str | Path]) -> Frames:
