@@ -9,6 +9,7 @@ whose window pixels are invalid, and maps built from such fits.
 from __future__ import annotations
 
 import dataclasses
+import json
 import warnings
 
 import fabio
@@ -22,6 +23,7 @@ from gpuproc.synth.waxs import DUMMY_UINT32, TruthModel
 from gpuproc.waxs.demo_data import write_demo_job
 from gpuproc.waxs.job import FitSection, ReflectionSpec, load_job
 from gpuproc.waxs.pipeline import run_waxs
+from gpuproc.waxs.spot_checks import FailingFitsWarning
 from gpuproc.waxs.windows import VALID_BIN_FRACTION, CoverageWarning, make_window
 
 SHAPE = (4, 5)
@@ -122,7 +124,8 @@ def test_spot_hidden_in_a_gap(demo, tmp_path):
     with pytest.raises(ValueError, match=rf"reflection '{spec.name}': 4\d% of its window's bins .* valid"):
         run_waxs(cfg)
     cfg.fit.min_coverage = 0.3
-    with pytest.warns(CoverageWarning, match=rf"reflection '{spec.name}'"):
+    with (pytest.warns(CoverageWarning, match=rf"reflection '{spec.name}': 4\d% of its window's bins"),
+          pytest.warns(FailingFitsWarning, match=rf"reflection '{spec.name}': 0 of 20 fits")):
         ds = open_results(run_waxs(cfg))
     status = ds.fit_status.values
     assert not (status[0] == Status.CONVERGED).any(), counts(status[0])
@@ -138,10 +141,14 @@ def test_empty_window_gives_no_converged_fits_and_leaves_the_maps_alone(demo, ba
     # the (1 0 0) ring 225 degrees away from the spot: background only; listed as a 00l reflection so
     # that any fit that passed would enter the lattice (c) and Williamson-Hall maps
     cfg.reflections.append(dataclasses.replace(spec, name="empty", hkl=(0, 0, 1), azimuth_range=(lo + 225, hi + 225)))
-    ds = open_results(run_waxs(cfg))
+    with pytest.warns(FailingFitsWarning, match=r"reflection 'empty': 0 of 20 fits are measurements") as record:
+        ds = open_results(run_waxs(cfg))
+    assert not [w for w in record if w.category is FailingFitsWarning and "'empty'" not in str(w.message)]
     status = ds.fit_status.sel(reflection="empty").values
     assert not (status == Status.CONVERGED).any(), counts(status)
     assert (status == Status.NO_PEAK).any()
+    by_reflection = json.loads(ds.attrs["statistics"])["fit_status_by_reflection"]
+    assert by_reflection["empty"] == counts(status) and by_reflection["100"] == {"CONVERGED": 20}
     assert np.isnan(ds.amplitude.sel(reflection="empty").values).all()
     assert np.isnan(ds.c.values).all()
     for name in ("a", "b", "strain", "size", "disorder"):
@@ -151,7 +158,8 @@ def test_empty_window_gives_no_converged_fits_and_leaves_the_maps_alone(demo, ba
 def test_widths_below_a_bin_are_flagged(tmp_path):
     job, scan = write_demo_job(tmp_path, SHAPE, "Pilatus100k", seed=3, figures=False, model=NARROW)
     assert scan.truth["fwhm_phi_deg"].max() < 1.05  # 1-degree azimuth bins (npt_azimuth 360)
-    ds = open_results(run_waxs(job))
+    with pytest.warns(FailingFitsWarning, match=r"reflection '(-?200|0-?20)'"):  # 2xx: the narrowest spots
+        ds = open_results(run_waxs(job))
     status, fwhm, err = ds.fit_status.values, ds.fwhm_phi.values, ds.fwhm_phi_err.values
     ok = status == Status.CONVERGED
     assert (status == Status.AT_BOUND).sum() > 0.1 * status.size, counts(status)

@@ -29,10 +29,9 @@ from gpuproc.run.blocks import RunSpec, StoreBlocks
 from gpuproc.run.executor import execute
 from gpuproc.run.oom import split_on_oom
 from gpuproc.run.settings import execution_of
-from gpuproc.waxs import derive, stats
+from gpuproc.waxs import derive, spot_checks, stats
 from gpuproc.waxs.integrate import CakeIntegrator
 from gpuproc.waxs.job import InputSection, WaxsJob, load_job
-from gpuproc.waxs.spot_checks import classify, spot_bounds
 from gpuproc.waxs.windows import Window, make_window
 
 FIT_PARAMS = ("amplitude", "q0", "fwhm_q", "phi0", "fwhm_phi")
@@ -294,11 +293,12 @@ def fit_reflections(ctx: Context, signal: Any, norm: Any, scale: Any | None) -> 
         window_norm = w.take(norm)
         valid = w.valid(window_norm)
         y, weight = intensity_and_weight(w.take(signal), window_norm, scale)
-        lower, upper = spot_bounds(w, f.min_fwhm_bins)
+        lower, upper = spot_checks.spot_bounds(w, f.min_fwhm_bins)
         res = fit("gauss2d_polar", y, (w.q, w.phi), weights=weight, mask=~valid, bounds=(lower, upper),
                   absolute_sigma=True, device=ctx.job.job.device, max_iter=f.max_iter).get()
-        fraction = to_numpy(valid.mean(axis=1))
-        status = classify(res, fraction, lower, min_significance=f.min_significance, min_coverage=f.min_coverage)
+        fraction = to_numpy(valid.sum(axis=1) / valid.shape[1]).astype(np.float32)
+        status = spot_checks.classify(res, fraction, lower, min_significance=f.min_significance,
+                                      min_coverage=f.min_coverage)
         ok = status == Status.CONVERGED
         p, e = res.params, res.errors
         values = {
@@ -398,7 +398,10 @@ def finalize(ctx: Context, scan: Scan, store: ResultStore) -> None:
                                    "flag": int(gwh.flag)},
         "pearson": {k: {"r": c.r, "p_value": c.p_value, "n": c.n} for k, c in corr.items()},
         "fit_status_counts": {s.name: int((store.read("fit_status") == s).sum()) for s in Status},
+        "fit_status_by_reflection": spot_checks.status_counts(store.read("fit_status"),
+                                                              [r.name for r in ctx.job.reflections]),
     }
+    spot_checks.warn_failing(extra["fit_status_by_reflection"])
     extra["power_law"] = _binned_and_power_law(store, maps)
     mean_cake = _mean_cake(ctx, scan)
     store.add_coord("cake_q", ctx.integrator.q, {"units": ctx.q_unit, "long_name": "q of the mean cake"})

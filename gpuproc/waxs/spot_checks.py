@@ -10,10 +10,14 @@ measurement when (in this order of precedence, see :class:`gpuproc.fit.Status`):
   a spot hidden in a gap: the fit describes noise or background);
 * ``AT_BOUND``: a width (sigma_q or sigma_phi) sits at its lower bound, ``min_fwhm_bins`` cake
   bins of FWHM (the spot is not resolved by the bins), or a standard error is not finite.
+
+After the run, :func:`status_counts` per reflection go into the results' statistics and
+:func:`warn_failing` names each reflection most of whose fits did not pass.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -68,3 +72,23 @@ def classify(res: FitResult, valid_fraction: Any, lower: np.ndarray, *, min_sign
         status[hit] = code
         converged &= ~hit
     return status
+
+
+class FailingFitsWarning(UserWarning):
+    """Most fits of a reflection are not measurements."""
+
+
+def status_counts(status: np.ndarray, names: list[str]) -> dict[str, dict[str, int]]:
+    """Fits per status name of each reflection, from ``fit_status`` (n_reflections, ...)."""
+    flat = np.asarray(status).reshape(len(names), -1)
+    return {name: {s.name: int(n) for s in Status if (n := int((row == s).sum()))} for name, row in zip(names, flat)}
+
+
+def warn_failing(counts: dict[str, dict[str, int]], min_passing: float = 0.5) -> None:
+    """A :class:`FailingFitsWarning` for each reflection with fewer than ``min_passing`` of its fits
+    CONVERGED, naming it and its status counts."""
+    for name, c in counts.items():
+        total = sum(c.values())
+        if total and c.get(Status.CONVERGED.name, 0) < min_passing * total:
+            warnings.warn(f"reflection {name!r}: {c.get(Status.CONVERGED.name, 0)} of {total} fits are measurements "
+                          f"(CONVERGED); statuses {c}", FailingFitsWarning, stacklevel=3)
