@@ -6,10 +6,12 @@ measurement when (in this order of precedence, see :class:`gpuproc.fit.Status`):
 * ``LOW_COVERAGE``: fewer than ``min_coverage`` of its window's bins are valid in that frame
   (masked or invalid pixels, :mod:`gpuproc.waxs.windows`); this replaces whatever status the
   engine gave, as it is the cause;
+* ``AT_BOUND``: a width (sigma_q or sigma_phi) sits at its lower bound, ``min_fwhm_bins`` cake
+  bins of FWHM: the spot is not resolved by the bins. This comes before the significance test,
+  as the amplitude and width of an unresolved spot are degenerate (a large amplitude error);
 * ``NO_PEAK``: the amplitude is below ``min_significance`` standard errors (an empty window, or
   a spot hidden in a gap: the fit describes noise or background);
-* ``AT_BOUND``: a width (sigma_q or sigma_phi) sits at its lower bound, ``min_fwhm_bins`` cake
-  bins of FWHM (the spot is not resolved by the bins), or a standard error is not finite.
+* ``AT_BOUND`` also when a standard error is not finite.
 
 After the run, :func:`status_counts` per reflection go into the results' statistics and
 :func:`warn_failing` names each reflection most of whose fits did not pass.
@@ -61,13 +63,14 @@ def classify(res: FitResult, valid_fraction: Any, lower: np.ndarray, *, min_sign
     p, e = np.asarray(res.params), np.asarray(res.errors)
     widths = list(WIDTHS)
     with np.errstate(invalid="ignore"):
-        at_bound = np.any(p[:, widths] <= lower[widths] * (1.0 + AT_BOUND_RTOL), axis=1)
-        at_bound |= ~np.all(np.isfinite(e), axis=1)
+        width_at_bound = np.any(p[:, widths] <= lower[widths] * (1.0 + AT_BOUND_RTOL), axis=1)
         no_peak = ~(p[:, 0] >= min_significance * e[:, 0])
+    not_finite = ~np.all(np.isfinite(e), axis=1)
     low = np.asarray(valid_fraction) < min_coverage
     status[low] = Status.LOW_COVERAGE
     converged = status == Status.CONVERGED
-    for failed, code in ((no_peak, Status.NO_PEAK), (at_bound, Status.AT_BOUND)):
+    checks = ((width_at_bound, Status.AT_BOUND), (no_peak, Status.NO_PEAK), (not_finite, Status.AT_BOUND))
+    for failed, code in checks:
         hit = converged & failed
         status[hit] = code
         converged &= ~hit
