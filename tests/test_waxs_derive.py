@@ -168,6 +168,14 @@ def test_superlattice():
     expected = np.hypot(a1**2 / TWO_PI * 1e-4 / np.sqrt(2), a2**2 / TWO_PI * 1e-4 / np.sqrt(2)) / 2
     np.testing.assert_allclose(sl.a_mean_err, [expected], rtol=1e-9)
     np.testing.assert_allclose(derive.superlattice(q).a, [[a1, a2, a1, a2]])
+    # one Friedel mate failed: its direction from the other; a whole direction failed: no <a_SC>
+    failed = np.where(np.arange(4) == 2, np.nan, q)
+    sl = derive.superlattice(failed, np.full_like(q, 1e-4), groups=((0, 2), (1, 3)))
+    np.testing.assert_allclose(sl.a, [[a1, a2]])
+    np.testing.assert_allclose(sl.a_err[0, 0], a1**2 / TWO_PI * 1e-4, rtol=1e-9)
+    np.testing.assert_allclose(sl.a_mean, [135.0])
+    sl = derive.superlattice(np.where(np.isin(np.arange(4), [0, 2]), np.nan, q), groups=((0, 2), (1, 3)))
+    assert np.isnan(sl.a[0, 0]) and sl.a[0, 1] == pytest.approx(a2) and np.isnan(sl.a_mean[0])
 
 
 def test_summary_and_correlations():

@@ -311,9 +311,11 @@ def superlattice(q: Any, q_err: Any | None = None,
                  groups: Sequence[Sequence[int]] | None = None) -> Superlattice:
     """Superlattice (SC) parameters from the first-order SAXS peaks.
 
-    For each lattice direction i, ``a_i = 2 pi / q_i`` with ``q_i`` the mean of its peaks
-    (e.g. a Friedel pair), ``err(a_i) = a_i err(q_i) / q_i``; the mean lattice parameter is
-    ``<a_SC> = mean_i a_i`` (``(a1 + a2) / 2`` for two directions), ``err = sqrt(sum err_i^2) / n``.
+    For each lattice direction i, ``a_i = 2 pi / q_i`` with ``q_i`` the mean of its peaks that
+    passed (finite q and error; e.g. a Friedel pair, or one mate when the other fit failed; NaN when
+    none did), ``err(a_i) = a_i err(q_i) / q_i``; the mean lattice parameter is
+    ``<a_SC> = mean_i a_i`` (``(a1 + a2) / 2`` for two directions; NaN when a direction is
+    missing), ``err = sqrt(sum err_i^2) / n``.
 
     Parameters
     ----------
@@ -333,14 +335,16 @@ def superlattice(q: Any, q_err: Any | None = None,
     xp = array_namespace(q, q_err)
     q = xp.asarray(q, dtype=float)
     groups = [[j] for j in range(q.shape[-1])] if groups is None else [list(g) for g in groups]
-    q_dir = xp.stack([q[..., g].mean(axis=-1) for g in groups], axis=-1)
+    e = None if q_err is None else xp.asarray(q_err, dtype=float)
+    passed = xp.isfinite(q) if e is None else xp.isfinite(q) & xp.isfinite(e)
+    n_dir = xp.stack([passed[..., g].sum(axis=-1) for g in groups], axis=-1)
+    q_dir = xp.stack([xp.where(passed[..., g], q[..., g], 0.0).sum(axis=-1) for g in groups], axis=-1) / n_dir
     a = TWO_PI / q_dir
-    if q_err is None:
+    if e is None:
         a_err = xp.full_like(a, xp.nan)
     else:
-        e = xp.asarray(q_err, dtype=float)
-        q_dir_err = xp.stack([xp.sqrt((e[..., g] ** 2).sum(axis=-1)) / len(g) for g in groups], axis=-1)
-        a_err = a * q_dir_err / q_dir
+        var = [xp.where(passed[..., g], e[..., g] ** 2, 0.0).sum(axis=-1) for g in groups]
+        a_err = a * xp.sqrt(xp.stack(var, axis=-1)) / n_dir / q_dir
     n = len(groups)
     return Superlattice(a, a_err, a.mean(axis=-1), xp.sqrt((a_err**2).sum(axis=-1)) / n)
 
