@@ -119,7 +119,7 @@ def test_truncated_files_name_file_and_frame(tmp_path, frames):
             ingest(paths, tmp_path / f"{kind}.zarr")
         assert not (tmp_path / f"{kind}.zarr").exists()
         with pytest.raises(ValueError, match="incomplete"):
-            open_scan(tmp_path / f"{kind}.zarr.partial")
+            open_scan(next(tmp_path.glob(f"{kind}.zarr.*.partial")))  # the staging folder, unique per process
 
 
 def test_truncated_hdf5(tmp_path, frames):

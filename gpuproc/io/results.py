@@ -4,6 +4,11 @@ Every array carries ``dimension_names`` (so xarray sees named dimensions), and `
 ``long_name`` attributes; coordinates are arrays named like their dimension. Group attributes
 hold the job configuration (JSON) and package versions.
 
+Group attributes also record ``gpuproc_results`` (the pipeline; written first, so even an
+interrupted creation is recognised as a gpuproc store) and ``inputs`` (fingerprints of the input
+files, :mod:`gpuproc.run.fingerprint`); a resume is refused when the configuration or an input
+changed (:func:`resume_problems`).
+
 Results are written block by block, each block being whole chunks, and a block is marked done
 in the ``done`` array only after its data are written. ``complete`` (group attribute) turns True
 when the run has finished and metadata are consolidated; an interrupted run leaves
@@ -15,7 +20,6 @@ write different blocks of one store at the same time (:meth:`ResultStore.attach`
 from __future__ import annotations
 
 import json
-import shutil
 import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -72,41 +76,60 @@ class ResultLayout:
 
 
 class ResultStore:
-    """Create or reopen a results store and write it block by block."""
+    """Create or reopen a results store and write it block by block.
 
-    def __init__(self, path: str | Path, layout: ResultLayout, *, config_json: str, resume: bool = False):
+    Parameters
+    ----------
+    path : Path
+    layout : ResultLayout
+    config_json : str
+        What the results depend on (:func:`gpuproc.run.settings.results_config_json`).
+    inputs : dict
+        ``{"section.key": fingerprint}`` of the job's input files, recorded with the results.
+    pipeline : str
+        The pipeline writing it ("waxs", "pl"), recorded as ``gpuproc_results``.
+    resume : bool
+        Reopen the existing store (refused if its configuration or inputs differ); otherwise
+        create it where nothing (or an empty folder) is (the caller removes an old store:
+        :func:`gpuproc.run.outputs.remove_store`).
+    """
+
+    def __init__(self, path: str | Path, layout: ResultLayout, *, config_json: str,
+                 inputs: dict[str, str] | None = None, pipeline: str = "", resume: bool = False):
         self.path = Path(path)
         self.layout = layout
-        stored = _stored_config(self.path) if resume else None
-        if stored is not None:
-            self.group = self._reopen(stored, config_json)
+        if resume:
+            self.group = self._reopen(config_json, inputs or {})
         else:
-            if self.path.exists():
-                shutil.rmtree(self.path)
-            self.group = self._create(config_json)
+            if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+                raise FileExistsError(f"{self.path}: exists; a results store is only created where nothing is")
+            self.group = self._create(config_json, inputs or {}, pipeline)
 
     @classmethod
-    def attach(cls, path: str | Path, layout: ResultLayout, *, config_json: str) -> ResultStore:
+    def attach(cls, path: str | Path, layout: ResultLayout, *, config_json: str,
+               inputs: dict[str, str] | None = None) -> ResultStore:
         """Open a store that another process created, to write blocks into it; never creates or
         wipes one (so concurrent workers and array tasks can all attach)."""
         self = cls.__new__(cls)
         self.path, self.layout = Path(path), layout
-        stored = _stored_config(self.path)
-        if stored is None:
-            raise FileNotFoundError(f"{self.path}: no results store to attach to; it is created by the run "
-                                    "(or its prepare step) before workers or array tasks start")
-        self.group = self._reopen(stored, config_json)
+        self.group = self._reopen(config_json, inputs or {})
         return self
 
-    def _reopen(self, stored: str, config_json: str) -> zarr.Group:
-        if stored != config_json:
-            raise ValueError(f"{self.path}: cannot resume, it was written by a different job configuration; "
-                             "set [job] resume = false to overwrite it, or choose another output")
+    def _reopen(self, config_json: str, inputs: dict[str, str]) -> zarr.Group:
+        attrs = _stored_attrs(self.path)
+        if attrs is None or "config" not in attrs:
+            raise FileNotFoundError(f"{self.path}: no results store to attach to; it is created by the run "
+                                    "(or its prepare step) before workers or array tasks start")
+        problems = resume_problems(attrs, config_json, inputs)
+        if problems:
+            raise ValueError(f"{self.path}: cannot resume: {'; '.join(problems)}; set [job] overwrite = true "
+                             "(or --overwrite) to start afresh, or choose another output")
         return zarr.open_group(self.path, mode="r+", use_consolidated=False)  # the store as it is now
 
-    def _create(self, config_json: str) -> zarr.Group:
+    def _create(self, config_json: str, inputs: dict[str, str], pipeline: str) -> zarr.Group:
         lay = self.layout
         g = zarr.open_group(self.path, mode="w", zarr_format=3)
+        g.attrs["gpuproc_results"] = pipeline  # first: an interrupted creation is still recognised as ours
         for name, (values, attrs) in lay.coords.items():
             self._put(g, name, np.asarray(values), (name,), attrs)
         for name, (values, dims, attrs) in lay.statics.items():
@@ -121,7 +144,8 @@ class ResultStore:
         done = g.create_array("done", shape=(lay.n_blocks,), chunks=(1,), dtype=bool, dimension_names=("block",),
                               fill_value=False)
         done.attrs.update({"long_name": f"block of {lay.block_size} along {lay.block_dim} written", "units": ""})
-        g.attrs.update({**lay.attrs, "config": config_json, "versions": package_versions(), "complete": False})
+        g.attrs.update({**lay.attrs, "inputs": inputs, "versions": package_versions(), "complete": False,
+                        "config": config_json})
         return g
 
     def pending_blocks(self) -> list[int]:
@@ -169,12 +193,48 @@ class ResultStore:
             zarr.consolidate_metadata(self.path)
 
 
-def _stored_config(path: Path) -> str | None:
-    """Job configuration of an existing store; None if absent or its creation never finished."""
+def _stored_attrs(path: Path) -> dict[str, Any] | None:
+    """Group attributes of an existing store; None if there is none."""
     try:
-        return zarr.open_group(path, mode="r").attrs.get("config")
+        return dict(zarr.open_group(path, mode="r").attrs)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, ValueError):
         return None
+
+
+def resume_problems(attrs: dict[str, Any], config_json: str, inputs: dict[str, str]) -> list[str]:
+    """Why a store with attributes ``attrs`` cannot be continued by a job with this results
+    configuration and these input fingerprints: each changed key and each changed input file
+    (with both fingerprints); empty if it can."""
+    old, new = _flat(json.loads(attrs.get("config") or "{}")), _flat(json.loads(config_json))
+    problems = [f"{_key(k)} changed ({_short(old.get(k))} -> {_short(new.get(k))})"
+                for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    recorded = attrs.get("inputs")
+    if recorded is None:
+        return problems + ["its inputs were not fingerprinted (written by an older gpuproc)"]
+    for key in sorted(set(recorded) & set(inputs)):
+        if recorded[key] != inputs[key]:
+            problems.append(f"input {key} changed ({recorded[key]} -> {inputs[key]})")
+    return problems
+
+
+def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(data, dict):
+        return {prefix: data}
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        out.update(_flat(v, f"{prefix}.{k}" if prefix else k))
+    return out
+
+
+def _key(dotted: str) -> str:
+    """``integration.npt_q`` as a job file names it: ``[integration] npt_q``."""
+    section, _, key = dotted.partition(".")
+    return f"[{section}] {key}" if key else section
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def open_results(path: str | Path) -> Any:

@@ -160,7 +160,7 @@ def write_scan(
     final = Path(store_path)
     if final.exists() and not overwrite:
         raise FileExistsError(f"scan store already exists: {final} (pass overwrite=True)")
-    partial, group = staging.begin(final)
+    partial, group = staging.begin(final, kind="scan", inputs=sources, overwrite=overwrite)
     chunk = chunk_frames or frames_per_chunk(frame_shape, dtype, n_frames)
     frames = group.create_array(
         "frames",

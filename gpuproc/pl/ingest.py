@@ -141,7 +141,7 @@ def ingest_spectra(
             raise ValueError(f"{source}: spectral axis unit {unit!r} is not 'nm' or 'eV'; pass axis_unit")
         mode, grid = _layout(Path(source), data.shape, mode, shape)
         attrs = _attrs(meta, mode, unit, step_um, time_step_s, events, [str(source)])
-        partial, group = staging.begin(final)
+        partial, group = staging.begin(final, kind=KIND, inputs=[source], overwrite=overwrite)
         _write_spectra(group, data, grid, chunk_rows)
     _write_coords(group, ax, unit, grid, attrs)
     group.attrs.update(attrs)

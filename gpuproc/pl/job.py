@@ -4,7 +4,7 @@ Sections and keys (defaults in brackets)::
 
     [job]       kind ["pl"], device ["auto"|"cpu"|"gpu"], output (results Zarr, required),
                 figures (folder for PNG figures, none if absent), batch_rows [16] (rows of the
-                map, or spectra of a time series, fitted per block), resume [true],
+                map, or spectra of a time series, fitted per block), resume [true], overwrite [false],
                 executor ["threads"|"local-cluster"|"cuda"|"slurm"|"scheduler:ADDRESS"],
                 n_workers, scheduler_address (where the blocks run: gpuproc.run.settings)
     [input]     source (spectra file or ingested store, required), data_path ["data"],
@@ -51,6 +51,7 @@ class JobSection(ExecutionKeys):
     figures: Path | None = None
     batch_rows: int = 16
     resume: bool = True
+    overwrite: bool = False  #: replace an existing results store this job does not resume (only one gpuproc wrote)
 
     def __post_init__(self) -> None:
         if self.batch_rows < 1:
@@ -74,7 +75,7 @@ class InputSection:
     data_path: str = "data"
     axis_path: str = "axis"
     axis_unit: Literal["nm", "eV"] | None = None
-    store: Path | None = None
+    store: Path | None = field(default=None, metadata={"output": True})  #: written by the run, not an input
     mode: Literal["map", "timeseries"] = "map"
     shape: tuple[int, int] | None = None
     step_um: tuple[float, float] | None = None

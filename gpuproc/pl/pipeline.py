@@ -40,10 +40,11 @@ from gpuproc.pl.job import PLJob, load_job
 from gpuproc.pl.peaks import fit_peaks
 from gpuproc.pl.register import shift_map
 from gpuproc.pl.timeseries import event_responses, response_curve
-from gpuproc.run.blocks import RunSpec, StoreBlocks
+from gpuproc.run.blocks import RunSpec, StoreBlocks, finished
 from gpuproc.run.executor import execute
 from gpuproc.run.oom import split_on_oom
-from gpuproc.run.settings import execution_of, results_config_json
+from gpuproc.run.fingerprint import fingerprint
+from gpuproc.run.settings import execution_of
 
 QUANTILES = (0.25, 0.5, 0.75)
 FLAG_NONFINITE = 1  #: the spectrum holds NaN or infinite counts
@@ -165,7 +166,7 @@ def run_pl(job_or_path: PLJob | str | Path, progress: bool = True) -> Path:
     """
     job = job_or_path if isinstance(job_or_path, PLJob) else load_job(job_or_path)
     _check(job)
-    if job.job.resume and _finished(job.job.output, results_config_json(job)):
+    if job.job.resume and finished(job):
         return job.job.output
     if job.input.second is not None:
         run_pl(second_job(job), progress)  # here, with progress; the finalize step then finds it complete
@@ -230,14 +231,6 @@ def _concatenate(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def _finished(path: Path, config_json: str) -> bool:
-    """True if ``path`` is a complete results store written by the same job configuration."""
-    if not (path / "zarr.json").is_file():
-        return False
-    attrs = zarr.open_group(str(path), mode="r").attrs
-    return bool(attrs.get("complete")) and attrs.get("config") == config_json
-
-
 def spectra_path(job: PLJob) -> Path:
     """Where the job's spectra store is: the source itself, or where the source is ingested."""
     src = job.input.source
@@ -247,17 +240,23 @@ def spectra_path(job: PLJob) -> Path:
 
 
 def spectra_store(job: PLJob) -> SpectraStore:
-    """The job's spectra store: the source itself, or the source ingested (once) next to the output."""
+    """The job's spectra store: the source itself, or the source ingested (once) next to the output;
+    re-ingested when the source changed (its fingerprint, recorded in the store, differs). A
+    store ingested from another source is replaced only with ``[job] overwrite``."""
     i, target = job.input, spectra_path(job)
     if target == Path(i.source):
         return open_spectra(target)
+    source_fingerprint, own = fingerprint(i.source), False
     if is_spectra_store(target):
         existing = open_spectra(target)
-        if existing.attrs.get("sources") == [str(i.source)] and existing.mode == i.mode:
+        own = existing.attrs.get("sources") == [str(i.source)]
+        if own and existing.mode == i.mode and existing.attrs.get("source_fingerprint") == source_fingerprint:
             return existing
     events = None if i.events is None else [dataclasses.asdict(e) for e in i.events]
     ingest_spectra(i.source, target, data_path=i.data_path, axis_path=i.axis_path, axis_unit=i.axis_unit, mode=i.mode,
-                   shape=i.shape, step_um=i.step_um, time_step_s=i.time_step_s, events=events, overwrite=True)
+                   shape=i.shape, step_um=i.step_um, time_step_s=i.time_step_s, events=events,
+                   overwrite=own or job.job.overwrite)
+    zarr.open_group(str(target), mode="r+").attrs["source_fingerprint"] = source_fingerprint
     return open_spectra(target)
 
 

@@ -17,14 +17,20 @@ built where it is used instead of being shipped.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from gpuproc.io.results import ResultLayout, ResultStore
+from gpuproc.config import to_json
+from gpuproc.io.results import ResultLayout, ResultStore, resume_problems
+from gpuproc.run import lock, outputs
+from gpuproc.run.fingerprint import fingerprints
 from gpuproc.run.settings import results_config_json
 
 
@@ -60,9 +66,15 @@ class StoreBlocks:
     def open_results(self, job: Any, lay: ResultLayout, create: bool) -> None:
         """Create (or reopen to resume) the job's results store, or attach to the one the run's
         client created (workers, array tasks, the finalize step)."""
-        config = results_config_json(job)
-        self.results = (ResultStore(job.job.output, lay, config_json=config, resume=job.job.resume) if create
-                        else ResultStore.attach(job.job.output, lay, config_json=config))
+        out, config, prints = Path(job.job.output), results_config_json(job), fingerprints(job)
+        if not create:
+            self.results = ResultStore.attach(out, lay, config_json=config, inputs=prints)
+            return
+        decision = outputs.run_decision(job, prints)
+        if decision == "replace":
+            outputs.remove_store(out)
+        self.results = ResultStore(out, lay, config_json=config, inputs=prints, pipeline=outputs.pipeline_of(job),
+                                   resume=decision == "resume")
 
     @property
     def output(self) -> Path:
@@ -85,8 +97,45 @@ class RunSpec:
 
     @property
     def key(self) -> str:
-        """Identity of the runner: the opener and the job's results configuration."""
-        return f"{self.opener.__module__}.{self.opener.__qualname__}:{results_config_json(self.job)}"
+        """Identity of the runner: the opener and the whole job."""
+        return f"{self.opener.__module__}.{self.opener.__qualname__}:{to_json(self.job)}"
+
+
+def job_hash(job: Any) -> str:
+    """Short identity of what a job's results depend on (its results configuration)."""
+    return hashlib.sha256(results_config_json(job).encode()).hexdigest()[:12]
+
+
+@contextlib.contextmanager
+def claimed(spec: RunSpec, *, route: str = "process") -> Iterator[None]:
+    """Own the output of ``spec`` for a run (``route="process"``) or for a job array prepared
+    now (``route="array"``: the lock stays until :func:`release_array`).
+
+    Before any work: refuses an output that must not be written
+    (:func:`gpuproc.run.outputs.check_run_output`) and one that another live run holds
+    (:mod:`gpuproc.run.lock`); a job-array lock of the same job is taken over when resuming.
+    Whether the store can be resumed is decided when the runner opens it
+    (:meth:`StoreBlocks.open_results`).
+    """
+    job = spec.job
+    outputs.check_run_output(job)
+    with lock.holding(job.job.output, job_hash(job), route=route,
+                      take_same_job=job.job.resume and not job.job.overwrite):
+        outputs.check_run_output(job)  # again, now that it is ours
+        yield
+
+
+def release_array(spec: RunSpec) -> None:
+    """End a job array's ownership of its output (after its finalize step)."""
+    lock.release(spec.job.job.output, job_hash=job_hash(spec.job))
+
+
+def finished(job: Any) -> bool:
+    """True if the job's output is a complete results store it may resume as it is (same
+    results configuration and inputs)."""
+    found = outputs.inspect(Path(job.job.output))
+    return (found.kind == "results" and found.pipeline == outputs.pipeline_of(job) and bool(found.attrs.get("complete"))
+            and not resume_problems(found.attrs, results_config_json(job), fingerprints(job)))
 
 
 _lock = threading.Lock()

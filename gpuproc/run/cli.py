@@ -20,7 +20,8 @@ JOB_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 def execution_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--executor``, ``--n-workers``, ``--task-index``, ``--task-count`` for a ``run`` command."""
+    """``--executor``, ``--n-workers``, ``--task-index``, ``--task-count`` and ``--overwrite`` for a
+    ``run`` command."""
     options = [
         click.option("--executor", default=None, metavar="KIND",
                      help="Override [job] executor: threads | local-cluster | cuda | slurm | scheduler:ADDRESS."),
@@ -29,6 +30,8 @@ def execution_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--task-index", type=click.IntRange(0), default=None,
                      help="Job-array task: compute only this task's slice of blocks (no finalize)."),
         click.option("--task-count", type=click.IntRange(1), default=None, help="Job-array size."),
+        click.option("--overwrite", is_flag=True, default=False,
+                     help="Replace an existing results store this job does not resume ([job] overwrite = true)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -36,9 +39,10 @@ def execution_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def run_command(spec: RunSpec, *, executor: str | None, n_workers: int | None, task_index: int | None,
-                task_count: int | None, progress: bool) -> None:
+                task_count: int | None, progress: bool, overwrite: bool = False) -> None:
     """What ``<pipeline> run`` does with the :func:`execution_options`."""
     job = spec.job
+    job.job.overwrite = job.job.overwrite or overwrite
     if (task_index is None) != (task_count is None):
         raise click.UsageError("--task-index and --task-count go together")
     if task_index is not None:

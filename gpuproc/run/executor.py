@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from gpuproc.run.blocks import BlockRunner, RunSpec, run_block_task, task_blocks
+from gpuproc.run.blocks import BlockRunner, RunSpec, claimed, release_array, run_block_task, task_blocks
 from gpuproc.run.settings import Execution
 
 
@@ -25,14 +25,15 @@ def execute(spec: RunSpec, execution: Execution, *, progress: bool = False) -> P
     Path
         The results store.
     """
-    runner = spec.opener(spec.job, True)
-    blocks = runner.pending()
-    if execution.distributed:
-        _on_workers(spec, blocks, execution, progress)
-    else:
-        for b in _progress(blocks, progress):
-            runner.run_block(b)
-    runner.finalize()
+    with claimed(spec):  # refuses unsafe outputs and other live runs before any work
+        runner = spec.opener(spec.job, True)
+        blocks = runner.pending()
+        if execution.distributed:
+            _on_workers(spec, blocks, execution, progress)
+        else:
+            for b in _progress(blocks, progress):
+                runner.run_block(b)
+        runner.finalize()
     return runner.output
 
 
@@ -65,8 +66,10 @@ def _progress(items: Iterable, progress: bool, total: int | None = None) -> Iter
 
 
 def prepare(spec: RunSpec) -> list[int]:
-    """Create (or reopen, to resume) the results store; returns the pending blocks."""
-    return spec.opener(spec.job, True).pending()
+    """Create (or reopen, to resume) the results store; returns the pending blocks. The job
+    array owns the output from now until :func:`finalize_run`."""
+    with claimed(spec, route="array"):
+        return spec.opener(spec.job, True).pending()
 
 
 def run_task(spec: RunSpec, index: int, count: int, *, progress: bool = False) -> list[int]:
@@ -96,4 +99,5 @@ def finalize_run(spec: RunSpec) -> Path:
         raise RuntimeError(f"{runner.output}: {len(missing)} block(s) not written yet ({missing[:10]}...); "
                            "re-run the job (it resumes) or the failed array tasks before finalizing")
     runner.finalize()
+    release_array(spec)
     return runner.output

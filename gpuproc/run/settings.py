@@ -9,8 +9,8 @@
              job_extra_directives, prologue, interface, log_directory, python, start_timeout_s
 
 Execution settings never change the results, so they are left out of the configuration a
-results store records (:func:`results_config_json`): a run killed under one executor resumes
-under another.
+results store records (:func:`results_config_json`), as are figures, device, resume and
+overwrite: a run killed under one executor resumes under another.
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ from gpuproc.config import to_dict
 EXECUTORS = ("threads", "local-cluster", "cuda", "slurm", "scheduler")
 #: keys of ``[job]`` that only say where a run executes
 JOB_EXECUTION_KEYS = ("executor", "n_workers", "scheduler_address")
+#: keys of ``[job]`` the results do not depend on: a run may resume after they changed (the CPU
+#: and GPU paths agree to float32 rounding, so ``device`` is one of them)
+NOT_RESULT_JOB_KEYS = (*JOB_EXECUTION_KEYS, "figures", "device", "resume", "overwrite")
 
 
 @dataclass
@@ -131,9 +134,10 @@ def execution_of(job: Any) -> Execution:
 
 
 def results_config_json(job: Any) -> str:
-    """JSON of a job without its execution settings: what a results store records and resumes by."""
+    """JSON of a job without the keys that cannot change its numbers (:data:`NOT_RESULT_JOB_KEYS`
+    and ``[slurm]``): what a results store records and a resume must match."""
     data = to_dict(job)
-    for key in JOB_EXECUTION_KEYS:
+    for key in NOT_RESULT_JOB_KEYS:
         data["job"].pop(key, None)
     data.pop("slurm", None)
     return json.dumps(data, sort_keys=True)

@@ -357,6 +357,15 @@ class CakeIntegrator:
         self._norm_dev = self._xp.asarray(self.norm)
         self.count = self._to_cake((self._host @ (~static_mask).ravel().astype(np.float32))[None])[0]
 
+    def bin_spread(self) -> tuple[np.ndarray, np.ndarray]:
+        """Variance of the contributing pixel centres about their mean in every bin, (n_azimuth,
+        n_q) in q unit^2 and degree^2: the broadening the cake adds (gpuproc.waxs.broadening)."""
+        from gpuproc.waxs.broadening import bin_spread, pixel_centres
+
+        q_pix, chi_pix = pixel_centres(self.ai, self.shape, self.unit)
+        return bin_spread(self._host, self._row_dest, q_pix.ravel(), chi_pix.ravel(), self.q, self.azimuth,
+                          self._norm_pixel)
+
     def _device_csr(self, host: Any) -> Any:
         """The CSR matrix (n_bins, n_pixels) on the integrator's device."""
         if self.device == "gpu":

@@ -2,7 +2,7 @@
 
 ::
 
-    [job]          output, figures, device, batch_frames, save_cakes, resume,
+    [job]          output, figures, device, batch_frames, save_cakes, resume, overwrite,
                    executor, n_workers, scheduler_address (where it runs: gpuproc.run.settings)
     [input]        source (scan store; or frames: "file.h5[::/node]", fabio files, glob, list),
                    scan_shape (required unless a scan store), scan_order, step_um
@@ -33,6 +33,7 @@ class JobSection(ExecutionKeys):
     batch_frames: int = 64  #: frames per processing block (memory bound); whole scan rows are used
     save_cakes: bool = False  #: also store every frame's cake (y, x, azimuth, q)
     resume: bool = True  #: continue an interrupted run of the same job instead of starting over
+    overwrite: bool = False  #: replace an existing results store this job does not resume (only one gpuproc wrote)
 
     def __post_init__(self) -> None:
         if self.batch_frames < 1:

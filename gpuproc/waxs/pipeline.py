@@ -29,7 +29,7 @@ from gpuproc.run.blocks import RunSpec, StoreBlocks
 from gpuproc.run.executor import execute
 from gpuproc.run.oom import split_on_oom
 from gpuproc.run.settings import execution_of
-from gpuproc.waxs import derive, spot_checks, stats
+from gpuproc.waxs import broadening, derive, spot_checks, stats
 from gpuproc.waxs.integrate import CakeIntegrator
 from gpuproc.waxs.job import InputSection, WaxsJob, load_job
 from gpuproc.waxs.windows import Window, make_window
@@ -48,6 +48,9 @@ class Context:
     monitor_scale: np.ndarray | None  #: (n_frames,) monitor / its mean, or None
     length_unit: str  #: "A" or "nm": unit of real-space lengths from the q unit
     q_unit: str
+    #: (n_reflections, 2) sigma of the cake's own broadening in q (q unit) and azimuth (degrees),
+    #: removed from the fitted widths (gpuproc.waxs.broadening)
+    cake_sigma: np.ndarray | None = None
 
     @property
     def waxs(self) -> list[int]:
@@ -169,7 +172,10 @@ def make_context(job: WaxsJob, scan: Scan) -> Context:
         m = np.asarray(scan.monitor, dtype=np.float64)
         monitor = m / np.mean(m)
     length = "A" if integ.unit == "q_A^-1" else "nm"
-    return Context(job, integrator, windows, monitor, length, "A^-1" if length == "A" else "nm^-1")
+    var_q, var_phi = integrator.bin_spread()
+    cake_sigma = np.array([[broadening.window_broadening(v, integrator.norm, w.azimuth_index, w.q_index)
+                            for v in (var_q, var_phi)] for w in windows])
+    return Context(job, integrator, windows, monitor, length, "A^-1" if length == "A" else "nm^-1", cake_sigma)
 
 
 def _image(path: Path | None) -> np.ndarray | None:
@@ -224,7 +230,11 @@ def layout(ctx: Context, scan: Scan) -> ResultLayout:
         "reflection": (names, {"long_name": "reflection name"}),
     }
     statics = {"hkl": (np.array([r.hkl for r in ctx.job.reflections], np.int32), ("reflection", "miller"),
-                       {"long_name": "Miller indices (h, k, l)", "units": ""})}
+                       {"long_name": "Miller indices (h, k, l)", "units": ""}),
+               "cake_fwhm_q": (derive.FWHM_PER_SIGMA * ctx.cake_sigma[:, 0], ("reflection",),
+                               {"units": qu, "long_name": "radial FWHM the cake adds (removed from fwhm_q)"}),
+               "cake_fwhm_phi": (derive.FWHM_PER_SIGMA * ctx.cake_sigma[:, 1], ("reflection",),
+                                 {"units": "deg", "long_name": "azimuthal FWHM the cake adds (removed from fwhm_phi)"})}
     sizes = {"y": ny, "x": nx, "reflection": len(names)}
     if ctx.job.job.save_cakes:
         integ = ctx.integrator
@@ -234,7 +244,7 @@ def layout(ctx: Context, scan: Scan) -> ResultLayout:
         variables["cake"] = Variable(("y", "x", "azimuth", "q"), units="intensity (cake units)",
                                      long_name="azimuthally regrouped frame")
     rows = max(1, ctx.job.job.batch_frames // nx)
-    attrs = {"pipeline": "waxs", "step_um": [float(dy), float(dx)], "q_unit": qu, "length_unit": lu, "fwhm_convention": "all widths are FWHM",
+    attrs = {"pipeline": "waxs", "step_um": [float(dy), float(dx)], "q_unit": qu, "length_unit": lu, "fwhm_convention": "all widths are FWHM, with the cake's broadening (cake_fwhm_q, cake_fwhm_phi) removed in quadrature",
              "shape_factor": ctx.job.derive.shape_factor}
     return ResultLayout(sizes, coords, variables, block_dim="y", block_size=rows, attrs=attrs, statics=statics)
 
@@ -299,15 +309,20 @@ def fit_reflections(ctx: Context, signal: Any, norm: Any, scale: Any | None) -> 
         fraction = to_numpy(valid.sum(axis=1) / valid.shape[1]).astype(np.float32)
         status = spot_checks.classify(res, fraction, lower, min_significance=f.min_significance,
                                       min_coverage=f.min_coverage)
-        ok = status == Status.CONVERGED
         p, e = res.params, res.errors
+        sigma_q = broadening.deconvolve(p[:, 2], e[:, 2], ctx.cake_sigma[i, 0])
+        sigma_phi = broadening.deconvolve(p[:, 4], e[:, 4], ctx.cake_sigma[i, 1])
+        # a spot not wider than the cake's own broadening is not a width measurement
+        unresolved = ~(np.isfinite(sigma_q[0]) & np.isfinite(sigma_phi[0]))
+        status = np.where((status == Status.CONVERGED) & unresolved, Status.AT_BOUND, status).astype(np.uint8)
+        ok = status == Status.CONVERGED
         values = {
             "amplitude": (p[:, 0], e[:, 0]),
             "q0": (p[:, 1], e[:, 1]),
-            "fwhm_q": derive.fwhm(p[:, 2], e[:, 2]),
+            "fwhm_q": derive.fwhm(*sigma_q),
             "phi0": (derive.orientation(p[:, 3], reference=float(np.mean(ctx.job.reflections[i].azimuth_range)),
                                         period=360.0).value, e[:, 3]),
-            "fwhm_phi": derive.fwhm(p[:, 4], e[:, 4]),
+            "fwhm_phi": derive.fwhm(*sigma_phi),
         }
         for k, (v, err) in values.items():
             out[k][i] = np.where(ok, v, np.nan)
