@@ -7,7 +7,7 @@ Set GPUPROC_PORTABLE=1 to build without -march=native (for wheels that run on ot
 import os
 import platform
 
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
 
 flags = ["-O3", "-std=c++17", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math"]
 if os.environ.get("GPUPROC_PORTABLE") != "1" and platform.machine().lower() in ("x86_64", "amd64"):
@@ -19,4 +19,8 @@ def kernel(name: str, source: str) -> Extension:
                      extra_compile_args=flags, language="c++")
 
 
-setup(ext_modules=[kernel("gpuproc._fitcpu", "kernels/fit_cpu.cpp"), kernel("gpuproc._csrcpu", "kernels/csr_cpu.cpp")])
+# kernels/ is installed as gpuproc.kernels (pyproject's package-dir): the CUDA sources the GPU path
+# compiles at run time, in every install kind (wheel, sdist, editable).
+packages = find_packages(include=["gpuproc", "gpuproc.*"]) + ["gpuproc.kernels", "gpuproc.kernels.models"]
+
+setup(packages=packages, ext_modules=[kernel("gpuproc._fitcpu", "kernels/fit_cpu.cpp"), kernel("gpuproc._csrcpu", "kernels/csr_cpu.cpp")])

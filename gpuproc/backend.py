@@ -93,12 +93,24 @@ def free_device_memory() -> int:
 
 
 def kernel_dir() -> Path:
-    """Directory of the kernel sources: ``gpuproc/kernels`` in an installed wheel, else the
-    checkout's top-level ``kernels/`` (source tree or editable install)."""
+    """Directory of the CUDA kernel sources: the package ``gpuproc.kernels`` (any install kind),
+    else the checkout's top-level ``kernels/`` (running from a source tree)."""
+    candidates = []
     try:
-        return Path(str(resources.files("gpuproc.kernels")))
+        candidates.append(Path(str(resources.files("gpuproc.kernels"))))
     except ModuleNotFoundError:
-        return Path(__file__).resolve().parent.parent / "kernels"
+        pass
+    candidates.append(Path(__file__).resolve().parent.parent / "kernels")
+    for path in candidates:
+        if (path / "fit.cu").is_file():
+            return path
+    raise BackendError(f"the CUDA kernel sources (fit.cu) are in none of {[str(p) for p in candidates]}; "
+                       "reinstall gpuproc")
+
+
+def nvrtc_options(kdir: Path) -> tuple[str, ...]:
+    """The NVRTC options :func:`cuda_kernel` gives CuPy (CuPy adds ``--gpu-architecture``)."""
+    return ("-std=c++17", f"-I{kdir}")
 
 
 @functools.lru_cache(maxsize=None)
@@ -110,7 +122,7 @@ def cuda_kernel(source: str, name_expression: str) -> Any:
     kdir = kernel_dir()
     module = cupy.RawModule(
         code=(kdir / source).read_text(),
-        options=("-std=c++17", f"-I{kdir}"),
+        options=nvrtc_options(kdir),
         name_expressions=(name_expression,),
     )
     return module.get_function(name_expression)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from gpuproc.backend import free_device_memory, get_xp, resolve_device, to_numpy
+from gpuproc.backend import get_xp, resolve_device, to_numpy
 from gpuproc.fit import cpu, gpu
 from gpuproc.fit.models import Model, get_model
 from gpuproc.fit.options import ESTIMATORS, FitOptions
@@ -150,7 +150,7 @@ def fit(
     if dev == "cpu":
         _run_cpu(pr, estimator, opts, scale, out, batch_size or CPU_BATCH, n_threads)
     else:
-        _run_gpu(pr, estimator, opts, scale, out, batch_size)
+        gpu.run_problem(pr, estimator, opts, scale, out, batch_size, xp)
     shape = pr.batch_shape
     return FitResult(
         m,
@@ -188,15 +188,3 @@ def _run_cpu(pr: Problem, estimator: str, opts: FitOptions, scale: bool, out: di
         return
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(task, ranges))  # re-raises the first error of any batch
-
-
-def _run_gpu(pr: Problem, estimator: str, opts: FitOptions, scale: bool, out: dict[str, Any],
-             size: int | None) -> None:
-    if size is None:
-        per_fit = 4 * pr.n_points * (3 + pr.model.n_dims) + 16 * pr.model.n_params + 16
-        size = max(1024, int(0.4 * free_device_memory() / per_fit))
-    import cupy
-
-    for r in _ranges(pr.n_fits, size):
-        b = make_batch(pr, r[0], r[1], cupy)
-        gpu.run_batch(pr.model, estimator, b, opts, scale, _rows(out, *r))
