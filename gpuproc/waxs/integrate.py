@@ -9,9 +9,11 @@ a pixel-splitting matrix ``C`` of shape ``(n_bins, n_pixels)`` once and compute,
 
 :class:`CakeIntegrator` asks pyFAI for the same matrix, then applies it to a whole batch of
 frames as one sparse x dense product (``scipy.sparse`` on the CPU, ``cupyx.scipy.sparse`` on the
-GPU). Pixels that are invalid in one frame only (detector dummy values, saturation, NaN) are
-removed from that frame's signal *and* normalisation, exactly as pyFAI's per-frame dynamic mask
-does, so the result equals ``integrate2d`` to float32 rounding.
+GPU). Pixels that are invalid in one frame only are removed from that frame's signal *and*
+normalisation with pyFAI's own rules (:mod:`gpuproc.waxs.invalid_pixels`: non-finite values, the
+detector's dummy +- delta_dummy, e.g. the -1/-2 flags of Pilatus/Eiger frames; flat-field values
+meeting the dummy test), so the result equals ``integrate2d`` with the same method to float32
+rounding; gpuproc adds the unsigned dtype maximum and an optional saturation threshold.
 
 Conventions
 -----------
@@ -33,6 +35,7 @@ import importlib.util
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +47,8 @@ from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 from pyFAI.utils.mathutil import deg2rad
 
 from gpuproc.backend import get_xp, resolve_device
+from gpuproc.waxs.invalid_pixels import DummyRule, dummy_rule, invalid_intervals
+from gpuproc.run.validate import check_geometry
 
 RADIAL_UNITS = ("q_A^-1", "q_nm^-1")
 _BAD_CAP = 1 << 16  # invalid pixels listed per block by the compiled kernel before falling back
@@ -68,12 +73,12 @@ def _kernels() -> ctypes.CDLL | None:
     for name in _PREPARE.values():
         fn = getattr(lib, name)
         fn.restype = _c_ll
-        fn.argtypes = [_c_p, _c_ll, _c_ll, _c_p, _c_i, _c_d, _c_i, _c_d, _c_p, _c_p, _c_ll]
+        fn.argtypes = [_c_p, _c_ll, _c_ll, _c_p, _c_i, _c_p, _c_i, _c_d, _c_p, _c_p, _c_p, _c_ll]
     lib.csr_spmm.restype = None
     lib.csr_spmm.argtypes = [_c_ll, _c_ll, _c_ll, _c_p, _c_p, _c_p, _c_p, _c_p, _c_ll, _c_p]
     return lib
 
-SPLITS = ("no", "bbox")
+SPLITS = ("no", "bbox", "full")
 _PONI_REQUIRED = ("distance", "poni1", "poni2", "wavelength")
 
 
@@ -103,9 +108,11 @@ def load_geometry(geometry: str | Path | AzimuthalIntegrator) -> AzimuthalIntegr
     if missing:
         raise ValueError(f"malformed PONI file {path}: missing {', '.join(missing)}")
     try:
-        return pyFAI.load(str(path))
+        ai = pyFAI.load(str(path))
     except Exception as exc:
         raise ValueError(f"malformed PONI file {path}: {exc}") from exc
+    check_geometry(ai, path)
+    return ai
 
 
 def _poni_keys(path: Path) -> set[str]:
@@ -119,6 +126,14 @@ def _poni_keys(path: Path) -> set[str]:
         if ":" in line and not line.lstrip().startswith("#"):
             keys.add(line.split(":", 1)[0].strip().lower())
     return keys
+
+
+@dataclass(frozen=True)
+class _FrameRules:
+    """Invalid values of frames of one dtype."""
+
+    intervals: list[tuple[Any, Any]]  #: closed intervals of invalid raw values (invalid_intervals)
+    flat_bad: np.ndarray  #: pixels whose flat value meets the dummy test: invalid in every frame
 
 
 class CakeIntegrator:
@@ -141,7 +156,8 @@ class CakeIntegrator:
     shape
         Detector shape (H, W) in pixels; default the detector's own shape.
     mask
-        User mask (non-zero = masked), merged with the detector's own mask (gaps).
+        User mask (non-zero = masked), merged with the detector's own mask (gaps). (pyFAI's
+        ``integrate2d(mask=m)`` uses ``m`` alone; the cake equals it with ``m | detector.mask``.)
     dark
         Dark image (counts) subtracted from every frame.
     flat
@@ -151,13 +167,19 @@ class CakeIntegrator:
     solid_angle
         Apply pyFAI's solid-angle correction (cos(incidence)^3, relative).
     split
-        Pixel splitting: ``"bbox"`` (bounding box) or ``"no"``; matches pyFAI's
-        ``method=(split, "csr", "cython")``.
+        Pixel splitting: ``"bbox"`` (bounding box), ``"full"`` (pixel corners, pyFAI's default
+        split) or ``"no"``; matches pyFAI's ``method=(split, "csr", "cython")``.
     dummy
-        Per-frame invalid value: ``"auto"`` (the dtype maximum for unsigned integer frames,
-        e.g. 2**32-1 or 2**16-1, nothing for other dtypes), a number, or None.
+        Per-frame invalid value, tested as pyFAI does (:mod:`gpuproc.waxs.invalid_pixels`):
+        ``"auto"`` the detector's own dummy and delta_dummy, as ``integrate2d`` uses them
+        (Pilatus/Eiger: -2 +- 1.5, cast through the frame dtype; none for a generic detector);
+        a number (counts); or None (no dummy test).
+    delta_dummy
+        Tolerance of a numeric ``dummy`` (``|value - dummy| <= delta_dummy`` is invalid); None:
+        exact equality. Must be None with ``"auto"``.
     saturation
-        Values above this (counts) are invalid in that frame; None: no threshold.
+        Values above this (counts) are invalid in that frame; None: no threshold. The maximum
+        of unsigned integer dtypes (2**16-1, 2**32-1) is always invalid, as are NaN and inf.
     device
         ``"auto"``, ``"cpu"`` or ``"gpu"``.
     block_frames
@@ -198,6 +220,7 @@ class CakeIntegrator:
         solid_angle: bool = True,
         split: str = "bbox",
         dummy: float | str | None = "auto",
+        delta_dummy: float | None = None,
         saturation: float | None = None,
         device: str = "auto",
         block_frames: int = 16,
@@ -211,14 +234,18 @@ class CakeIntegrator:
         self.shape = self._detector_shape(shape)
         self.unit = unit
         self.npt_q, self.npt_azimuth = int(npt_q), int(npt_azimuth)
-        self.dummy, self.saturation = dummy, saturation
+        self.dummy, self.delta_dummy, self.saturation = dummy, delta_dummy, saturation
+        self._dummy_rule(np.dtype(np.float32))  # a bad dummy / delta_dummy fails here, not later
         self.block_frames = int(block_frames)
         self.device = resolve_device(device)
         self._xp = get_xp(self.device)
 
         norm_pixel = self._normalisation_pixels(flat, polarization_factor, solid_angle)
         dark32 = self._image("dark", dark, np.zeros(self.shape, np.float32))
+        self._flat = None if flat is None else self._image("flat", flat, None).ravel()
         static_mask = self._static_mask(mask, norm_pixel, dark32)
+        self._static = static_mask.ravel()
+        self._static_u8 = self._static.view(np.uint8)
         if static_mask.all():
             raise ValueError("every detector pixel is masked (detector gaps, user mask, invalid dark/flat)")
         engine = self._build_engine(static_mask, q_range, azimuth_range, split)
@@ -233,6 +260,7 @@ class CakeIntegrator:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._pattern_norms: dict[bytes, Any] = {}  # invalid-pixel pattern -> its cake norm
+        self._rules: dict[np.dtype, _FrameRules] = {}  # frame dtype -> its invalid-value rules
 
     # ---- set-up -------------------------------------------------------------------------------
 
@@ -485,23 +513,27 @@ class CakeIntegrator:
     def _product_kernels(self, lib: ctypes.CDLL, raw: np.ndarray, signal: np.ndarray) -> np.ndarray:
         """signal = C @ (frames - dark) as cakes, with the compiled kernels.
 
-        Returns the sorted flat indices (frame * n_pixels + pixel) of the invalid pixels.
+        Returns the sorted flat indices (frame * n_pixels + pixel) of the invalid pixels outside
+        the static mask.
         """
         n, n_pixels = raw.shape
         x, bad = self._buffers(n)
-        dummy, saturation = self._dummy_for(raw.dtype), self.saturation
+        rules, saturation = self._rules_for(raw.dtype), self.saturation
         if raw.dtype == np.float32:  # compare as NumPy does: the Python scalar becomes float32
-            dummy = None if dummy is None else float(np.float32(dummy))
             saturation = None if saturation is None else float(np.float32(saturation))
+        intervals = np.asarray(rules.intervals, np.float64).ravel()  # exact: <= 32-bit values
         count = getattr(lib, _PREPARE[np.dtype(raw.dtype)])(
             raw.ctypes.data, n, n_pixels, self._dark.ctypes.data,
-            dummy is not None, float(dummy or 0), saturation is not None, float(saturation or 0),
-            x.ctypes.data, bad.ctypes.data, _BAD_CAP,
+            len(rules.intervals), intervals.ctypes.data, saturation is not None, float(saturation or 0),
+            self._static_u8.ctypes.data, x.ctypes.data, bad.ctypes.data, _BAD_CAP,
         )  # fmt: skip
         if count > _BAD_CAP:  # too many to list: the kernel zeroed them all, find them again
-            bad_flat = np.flatnonzero(~self._valid(raw))
+            bad_flat = self._unmasked(np.flatnonzero(~self._valid(raw)), n_pixels)
         else:
             bad_flat = np.sort(bad[:count])
+        if len(rules.flat_bad):  # invalid in every frame of this dtype
+            x[rules.flat_bad] = 0
+            bad_flat = np.union1d(bad_flat, (np.arange(n)[:, None] * n_pixels + rules.flat_bad).ravel())
         m = self._host
         assert signal.flags.c_contiguous and signal.dtype == np.float32
         lib.csr_spmm(0, m.shape[0], n, m.indptr.ctypes.data, m.indices.ctypes.data, m.data.ctypes.data,
@@ -524,7 +556,12 @@ class CakeIntegrator:
         bad_flat = xp.flatnonzero(~self._valid(raw))
         if len(bad_flat):
             x[bad_flat % n_pixels, bad_flat // n_pixels] = 0
-        return self._matrix @ x, self._to_host(bad_flat)
+        return self._matrix @ x, self._unmasked(self._to_host(bad_flat), n_pixels)
+
+    def _unmasked(self, bad_flat: np.ndarray, n_pixels: int) -> np.ndarray:
+        """The flat indices (frame * n_pixels + pixel) whose pixel is not in the static mask
+        (a statically masked pixel has no matrix entries: it changes no normalisation)."""
+        return bad_flat[~self._static[bad_flat % n_pixels]]
 
     def _pattern_norm(self, pixels: np.ndarray) -> Any:
         """Cake normalisation (npt_azimuth, npt_q) with the given pixels invalid (cached)."""
@@ -548,25 +585,38 @@ class CakeIntegrator:
         return cake
 
     def _valid(self, raw: Any) -> Any:
-        """Per-frame validity: finite, not the dummy value, not above saturation."""
+        """Per-frame validity of raw values (n, n_pixels): pyFAI's rules and gpuproc's."""
         xp = self._xp
-        if np.issubdtype(raw.dtype, np.floating):
-            valid = xp.isfinite(raw)
+        rules = self._rules_for(raw.dtype)
+        if np.issubdtype(raw.dtype, np.floating):  # pyFAI tests the float32 conversion
+            with np.errstate(over="ignore"):
+                value = raw.astype(xp.float32, copy=False)
+            valid = xp.isfinite(value)
         else:
-            valid = xp.ones(raw.shape, bool)
-        dummy = self._dummy_for(raw.dtype)
-        if dummy is not None:
-            valid &= raw != dummy
+            value, valid = raw, xp.ones(raw.shape, bool)
+        for lo, hi in rules.intervals:
+            valid &= (value < lo) | (value > hi)
         if self.saturation is not None:
             valid &= raw <= self.saturation
+        if len(rules.flat_bad):
+            valid[:, xp.asarray(rules.flat_bad)] = False
         return valid
 
-    def _dummy_for(self, dtype: np.dtype) -> float | None:
-        """The dummy value for frames of ``dtype``."""
-        if self.dummy != "auto":
-            return self.dummy
+    def _dummy_rule(self, dtype: np.dtype) -> DummyRule | None:
+        """pyFAI's dummy test for frames of ``dtype`` (None: no test)."""
+        return dummy_rule(self.ai.detector, dtype, self.dummy, self.delta_dummy)
+
+    def _rules_for(self, dtype: np.dtype) -> _FrameRules:
+        """The invalid-value rules for frames of ``dtype`` (cached per dtype)."""
         dtype = np.dtype(dtype)
-        return int(np.iinfo(dtype).max) if dtype.kind == "u" else None
+        rules = self._rules.get(dtype)
+        if rules is None:
+            rule = self._dummy_rule(dtype)
+            flat_bad = np.empty(0, np.int64)
+            if rule is not None and self._flat is not None:  # pyFAI tests the flat field too
+                flat_bad = np.flatnonzero(rule.hits(self._flat) & ~self._static)
+            rules = self._rules[dtype] = _FrameRules(invalid_intervals(dtype, rule), flat_bad)
+        return rules
 
     def _to_cake(self, rows: np.ndarray) -> np.ndarray:
         """(n, n_bins) host array in row order -> (n, npt_azimuth, npt_q)."""

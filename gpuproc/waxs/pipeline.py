@@ -216,7 +216,7 @@ def layout(ctx: Context, scan: Scan) -> ResultLayout:
         "strain": ("1", "Williamson-Hall microstrain eps (FWHM)"),
         "size": ("nm", "Williamson-Hall crystallite size s = 2 pi K / dq0"),
         "orientation": ("deg", "in-plane orientation (phi0 of the orientation reflection)"),
-        "disorder": ("rad", "orientational disorder sqrt(dphi^2 - (dq0/q0)^2 - eps^2), median over WAXS spots"),
+        "disorder": ("rad", "orientational disorder sqrt(dphi^2 - (dq0/q0)^2 - eps^2), error-weighted mean over WAXS spots"),
         "a_sc": (lu, "superlattice parameter <a_SC> (mean over SAXS directions)"),
     }
     for name, (u, text) in maps.items():
@@ -333,6 +333,26 @@ def fit_reflections(ctx: Context, signal: Any, norm: Any, scale: Any | None) -> 
     return out
 
 
+def _disorder(fits: dict[str, np.ndarray], wx: list[int], q0: np.ndarray, q0e: np.ndarray,
+              wh: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Orientational disorder per position: the mean over WAXS spots weighted by each spot's own
+    error (its fwhm_phi and q0), with the error of the Williamson-Hall size and strain that all
+    spots share added as a fully correlated term (a median of per-spot errors overstated it by
+    about sqrt(n_spots))."""
+    phi, phi_err = fits["fwhm_phi"][wx].T, fits["fwhm_phi_err"][wx].T
+    dq, eps = wh.dq_size[:, None], wh.strain[:, None]
+    own = derive.orientational_disorder(phi, q0, dq, eps, fwhm_phi_err=phi_err, q0_err=q0e)
+    shared = derive.orientational_disorder(phi, q0, dq, eps, dq_size_err=wh.dq_size_err[:, None],
+                                           strain_err=wh.strain_err[:, None]).error
+    with np.errstate(all="ignore"):
+        w = np.where(np.isfinite(own.value) & np.isfinite(own.error) & (own.error > 0), own.error**-2.0, 0.0)
+        total = w.sum(axis=1)
+        value = np.nansum(w * np.nan_to_num(own.value), axis=1) / total
+        common = np.nansum(w * np.nan_to_num(shared), axis=1) / total
+        error = np.sqrt(1.0 / total + common**2)
+    return np.where(total > 0, value, np.nan), np.where(total > 0, error, np.nan)
+
+
 def derive_maps(ctx: Context, fits: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Lattice, Williamson-Hall, orientation, disorder and SAXS maps per frame (arrays (n_frames,))."""
     refl = ctx.job.reflections
@@ -356,16 +376,7 @@ def derive_maps(ctx: Context, fits: dict[str, np.ndarray]) -> dict[str, np.ndarr
         ref = float(np.mean(refl[o].azimuth_range))
         est = derive.orientation(fits["phi0"][o], fits["phi0_err"][o], period=d.orientation_period, reference=ref)
         out.update(orientation=est.value, orientation_err=est.error)
-    dis = derive.orientational_disorder(
-        fits["fwhm_phi"][wx].T, q0, wh.dq_size[:, None], wh.strain[:, None], fwhm_phi_err=fits["fwhm_phi_err"][wx].T,
-        q0_err=q0e, dq_size_err=wh.dq_size_err[:, None], strain_err=wh.strain_err[:, None])
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            out["disorder"] = np.nanmedian(dis.value, axis=1)
-            out["disorder_err"] = np.nanmedian(dis.error, axis=1)
+    out["disorder"], out["disorder_err"] = _disorder(fits, wx, q0, q0e, wh)
     sx = ctx.saxs
     if sx:
         names = [refl[i].name for i in sx]
