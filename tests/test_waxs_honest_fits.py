@@ -141,12 +141,13 @@ def test_empty_window_gives_no_converged_fits_and_leaves_the_maps_alone(demo, ba
     # the (1 0 0) ring 225 degrees away from the spot: background only; listed as a 00l reflection so
     # that any fit that passed would enter the lattice (c) and Williamson-Hall maps
     cfg.reflections.append(dataclasses.replace(spec, name="empty", hkl=(0, 0, 1), azimuth_range=(lo + 225, hi + 225)))
-    with pytest.warns(FailingFitsWarning, match=r"reflection 'empty': 0 of 20 fits are measurements") as record:
+    with pytest.warns(FailingFitsWarning, match=r"reflection 'empty': 0 of 20 fits passed") as record:
         ds = open_results(run_waxs(cfg))
     assert not [w for w in record if w.category is FailingFitsWarning and "'empty'" not in str(w.message)]
     status = ds.fit_status.sel(reflection="empty").values
     assert not (status == Status.CONVERGED).any(), counts(status)
     assert (status == Status.NO_PEAK).any()
+    assert "5 NO_PEAK, 6 AT_BOUND, 7 LOW_COVERAGE" in ds.fit_status.attrs["long_name"]
     by_reflection = json.loads(ds.attrs["statistics"])["fit_status_by_reflection"]
     assert by_reflection["empty"] == counts(status) and by_reflection["100"] == {"CONVERGED": 20}
     assert np.isnan(ds.amplitude.sel(reflection="empty").values).all()

@@ -205,7 +205,8 @@ def layout(ctx: Context, scan: Scan) -> ResultLayout:
     for p in FIT_PARAMS:
         variables[p] = Variable(per_refl, units=units[p], long_name=long[p])
         variables[p + "_err"] = Variable(per_refl, units=units[p], long_name="standard error of " + long[p])
-    variables["fit_status"] = Variable(per_refl, np.uint8, long_name="gpuproc.fit.Status code", fill=255)
+    codes = ", ".join(f"{s.value} {s.name}" for s in Status)
+    variables["fit_status"] = Variable(per_refl, np.uint8, long_name=f"gpuproc.fit.Status code: {codes}", fill=255)
     variables["chi2"] = Variable(per_refl, long_name="reduced chi-square of the fit")
     variables["valid_fraction"] = Variable(per_refl, units="1",
                                            long_name="fraction of the window's bins valid in this frame")

@@ -78,7 +78,7 @@ def classify(res: FitResult, valid_fraction: Any, lower: np.ndarray, *, min_sign
 
 
 class FailingFitsWarning(UserWarning):
-    """Most fits of a reflection are not measurements."""
+    """Fewer than half the fits of a reflection passed (CONVERGED): no peak, or none measurable."""
 
 
 def status_counts(status: np.ndarray, names: list[str]) -> dict[str, dict[str, int]]:
@@ -93,5 +93,5 @@ def warn_failing(counts: dict[str, dict[str, int]], min_passing: float = 0.5) ->
     for name, c in counts.items():
         total = sum(c.values())
         if total and c.get(Status.CONVERGED.name, 0) < min_passing * total:
-            warnings.warn(f"reflection {name!r}: {c.get(Status.CONVERGED.name, 0)} of {total} fits are measurements "
+            warnings.warn(f"reflection {name!r}: {c.get(Status.CONVERGED.name, 0)} of {total} fits passed "
                           f"(CONVERGED); statuses {c}", FailingFitsWarning, stacklevel=3)
