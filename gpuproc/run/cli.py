@@ -13,8 +13,10 @@ from typing import Any, Callable
 import click
 
 from gpuproc.run.blocks import RunSpec
+from gpuproc.run.clusters import ClusterStartError
 from gpuproc.run.executor import execute, finalize_run, log_directory, prepare, run_task
 from gpuproc.run.settings import execution_of
+from gpuproc.run.summary import RunResult, TooManyFailedFits
 
 JOB_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -57,8 +59,23 @@ def run_command(spec: RunSpec, *, executor: str | None, n_workers: int | None, t
         execution = execution_of(job)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--executor") from None
-    path = execute(spec, execution, progress=progress)
+    try:
+        path = _summarized(lambda: execute(spec, execution, progress=progress))
+    except ClusterStartError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"results: {path}  (open with xarray.open_zarr)")
+
+
+def _summarized(run: Callable[[], RunResult]) -> RunResult:
+    """``run()``, then its summary printed; a run with too many failed fits prints it too and ends
+    with exit status 1 (its results are written)."""
+    try:
+        result = run()
+    except TooManyFailedFits as exc:
+        click.echo(exc.result.summary.text())
+        raise click.ClickException(str(exc)) from None
+    click.echo(result.summary.text())
+    return result
 
 
 def add_array_commands(group: click.Group, pipeline: str, spec_of: Callable[[Path], RunSpec]) -> None:
@@ -86,7 +103,7 @@ def add_array_commands(group: click.Group, pipeline: str, spec_of: Callable[[Pat
     def finalize_command(job_file: Path) -> None:
         """Statistics and figures of JOB_FILE once all its blocks are written (after the array)."""
         try:
-            path = finalize_run(spec_of(job_file))
+            path = _summarized(lambda: finalize_run(spec_of(job_file)))
         except RuntimeError as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(f"results: {path}")

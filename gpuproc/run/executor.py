@@ -10,21 +10,29 @@ Entry points, for any pipeline that provides an opener (:mod:`gpuproc.run.blocks
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Iterable
 
 from gpuproc.run.blocks import BlockRunner, RunSpec, claimed, release_array, run_block_task, task_blocks
 from gpuproc.run.settings import Execution
+from gpuproc.run.summary import RunResult, check_failed_fraction, record, summarize
 
 
-def execute(spec: RunSpec, execution: Execution, *, progress: bool = False) -> Path:
+def execute(spec: RunSpec, execution: Execution, *, progress: bool = False) -> RunResult:
     """Compute every pending block of ``spec`` under ``execution``, then finalize.
 
     Returns
     -------
-    Path
-        The results store.
+    RunResult
+        The results store (a Path) with the run's ``summary`` (:mod:`gpuproc.run.summary`).
+
+    Raises
+    ------
+    TooManyFailedFits
+        After the results are written, if more fits failed than ``[job] allow_failed_fraction``.
     """
+    started = time.monotonic()
     with claimed(spec):  # refuses unsafe outputs and other live runs before any work
         runner = spec.opener(spec.job, True)
         blocks = runner.pending()
@@ -34,7 +42,13 @@ def execute(spec: RunSpec, execution: Execution, *, progress: bool = False) -> P
             for b in _progress(blocks, progress):
                 runner.run_block(b)
         runner.finalize()
-    return runner.output
+        result = _summarized(runner.output, started)
+    return check_failed_fraction(result, spec.job.job.allow_failed_fraction)
+
+
+def _summarized(path: Path, started: float) -> RunResult:
+    """Count the finished store's fit statuses and record them in it (wall time since ``started``)."""
+    return record(path, summarize(path, time.monotonic() - started))
 
 
 def log_directory(spec: RunSpec) -> Path:
@@ -85,19 +99,28 @@ def run_task(spec: RunSpec, index: int, count: int, *, progress: bool = False) -
     return mine
 
 
-def finalize_run(spec: RunSpec) -> Path:
+def finalize_run(spec: RunSpec) -> RunResult:
     """Finalize a run whose blocks were all written (e.g. by array tasks).
+
+    Returns
+    -------
+    RunResult
+        The results store with the run's ``summary`` (wall time: this step's).
 
     Raises
     ------
     RuntimeError
         If some blocks are still missing.
+    TooManyFailedFits
+        After finalizing, if more fits failed than ``[job] allow_failed_fraction``.
     """
+    started = time.monotonic()
     runner: BlockRunner = spec.opener(spec.job, False)
     missing = runner.pending()
     if missing:
         raise RuntimeError(f"{runner.output}: {len(missing)} block(s) not written yet ({missing[:10]}...); "
                            "re-run the job (it resumes) or the failed array tasks before finalizing")
     runner.finalize()
+    result = _summarized(runner.output, started)
     release_array(spec)
-    return runner.output
+    return check_failed_fraction(result, spec.job.job.allow_failed_fraction)

@@ -5,8 +5,10 @@
     [job]    executor = "threads" | "local-cluster" | "cuda" | "slurm" | "scheduler:tcp://host:8786"
              n_workers (local-cluster / cuda workers; default one per core / per GPU)
              scheduler_address (an existing dask scheduler; same as executor = "scheduler:ADDRESS")
+             allow_failed_fraction (more failed fits than this fraction make the run an error)
     [slurm]  partition, account, cores, processes, memory, walltime, gpus, n_jobs, array_size,
-             job_extra_directives, prologue, interface, log_directory, python, start_timeout_s
+             job_extra_directives, prologue, interface, scheduler_interface, dashboard,
+             log_directory, python, start_timeout_s
 
 Execution settings never change the results, so they are left out of the configuration a
 results store records (:func:`results_config_json`), as are figures, device, resume and
@@ -21,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from gpuproc.config import to_dict
+from gpuproc.run.summary import DEFAULT_ALLOWED_FAILED_FRACTION
+from gpuproc.run.validate import at_least, positive
 
 EXECUTORS = ("threads", "local-cluster", "cuda", "slurm", "scheduler")
 #: keys of ``[job]`` that only say where a run executes
-JOB_EXECUTION_KEYS = ("executor", "n_workers", "scheduler_address")
+JOB_EXECUTION_KEYS = ("executor", "n_workers", "scheduler_address", "allow_failed_fraction")
 #: keys of ``[job]`` the results do not depend on: a run may resume after they changed (the CPU
 #: and GPU paths agree to float32 rounding, so ``device`` is one of them)
 NOT_RESULT_JOB_KEYS = (*JOB_EXECUTION_KEYS, "figures", "device", "resume", "overwrite")
@@ -45,17 +49,20 @@ class SlurmSection:
     array_size: int = 4  #: job array: number of tasks the blocks are split into
     job_extra_directives: list[str] = field(default_factory=list)  #: extra ``#SBATCH`` options
     prologue: list[str] = field(default_factory=list)  #: shell lines run first (module load, venv activation)
-    interface: str | None = None  #: network interface of the workers (e.g. "ib0"; "lo" on one node)
+    #: network interface of the Dask scheduler and workers (e.g. "ib0"); default: the interface that
+    #: carries this host's resolved address ("lo" when the host name resolves to loopback: one node)
+    interface: str | None = None
+    scheduler_interface: str | None = None  #: the scheduler's interface when it differs from the workers'
+    dashboard: bool = False  #: serve the Dask dashboard, on 127.0.0.1:8787 only (ssh -L to view it)
     log_directory: Path | None = None  #: SLURM logs; default ``<output>.logs`` next to the results
     python: str | None = None  #: Python of the workers; default the interpreter that submits
     start_timeout_s: float = 600.0  #: SLURMCluster: how long to wait for the first worker
 
     def __post_init__(self) -> None:
         for name in ("cores", "processes", "n_jobs", "array_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.gpus < 0:
-            raise ValueError(f"gpus must be >= 0, got {self.gpus}")
+            at_least(f"[slurm] {name}", getattr(self, name), 1)
+        at_least("[slurm] gpus", self.gpus, 0)
+        positive("[slurm] start_timeout_s", self.start_timeout_s, "s")
 
 
 @dataclass(frozen=True)
@@ -86,16 +93,21 @@ class Execution:
 
 @dataclass(kw_only=True)
 class ExecutionKeys:
-    """The ``[job]`` keys that choose where a job's blocks run; both pipelines' ``[job]`` sections
-    inherit them (keyword-only, so they can follow the sections' required keys)."""
+    """The ``[job]`` keys that choose where a job's blocks run and what failed fraction a finished
+    run accepts; both pipelines' ``[job]`` sections inherit them (keyword-only, so they can follow
+    the sections' required keys)."""
 
     #: "threads" | "local-cluster" | "cuda" | "slurm" | "scheduler[:ADDRESS]"
     executor: str = "threads"
     n_workers: int | None = None  #: workers of "local-cluster" / "cuda"; default one per core / GPU
     scheduler_address: str | None = None  #: dask scheduler of executor = "scheduler"
+    #: fraction of failed fits (gpuproc.run.summary) above which a finished run is an error
+    allow_failed_fraction: float = DEFAULT_ALLOWED_FAILED_FRACTION
 
     def __post_init__(self) -> None:
         parse_executor(self.executor, n_workers=self.n_workers, scheduler_address=self.scheduler_address)
+        if not 0.0 <= self.allow_failed_fraction <= 1.0:
+            raise ValueError(f"[job] allow_failed_fraction must lie in [0, 1], got {self.allow_failed_fraction}")
 
 
 def parse_executor(executor: str, *, n_workers: int | None = None, scheduler_address: str | None = None,
