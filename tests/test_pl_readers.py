@@ -1,13 +1,16 @@
-"""Spectra readers (gpuproc.io.spectra), each on a small file written here."""
+"""Spectra readers (gpuproc.io.spectra and its format modules), each on a small file written here."""
 
 import builtins
+import struct
 
 import h5py
 import numpy as np
 import pytest
 import zarr
 
+from gpuproc.io.axis_units import raman_to_wavelength
 from gpuproc.io.spectra import read_spectra
+from gpuproc.pl.ingest import ingest_spectra, open_spectra
 
 AXIS = np.linspace(430.0, 560.0, 16)
 DATA = np.arange(3 * 16, dtype=np.float32).reshape(3, 16)
@@ -30,8 +33,28 @@ def test_hdf5(tmp_path):
         f["entry/energy"].attrs["units"] = "eV"
     meta = check(read_spectra(p, data_path="entry/spectra", axis_path="entry/energy"), unit="eV")
     assert meta["exposure_s"] == 0.5
+    check(read_spectra(f"{p}::/entry/spectra", axis_path="entry/energy"), unit="eV")  # file::dataset
     with pytest.raises(ValueError, match="no data dataset 'data'.*entry/spectra"):
         read_spectra(p)
+
+
+def test_hdf5_group_as_path_and_corrupt_files(tmp_path):
+    p = tmp_path / "map.h5"
+    with h5py.File(p, "w") as f:
+        f["entry/spectra"] = DATA
+        f["entry/axis/values"] = AXIS
+    with pytest.raises(ValueError, match=r"map.h5: 'entry' is a group, not a data dataset; datasets in it: "
+                                         r"\['entry/axis/values', 'entry/spectra'\]"):
+        read_spectra(p, data_path="entry")
+    with pytest.raises(ValueError, match="'entry/axis' is a group, not a axis dataset"):
+        read_spectra(p, data_path="entry/spectra", axis_path="entry/axis")
+    (tmp_path / "empty.h5").write_bytes(b"")
+    with pytest.raises(ValueError, match="empty.h5: the file is empty"):
+        read_spectra(tmp_path / "empty.h5")
+    (tmp_path / "bad.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(200))
+    with pytest.raises(ValueError) as err:
+        read_spectra(tmp_path / "bad.h5")
+    assert "bad.h5: not a readable HDF5 file" in str(err.value) and "\n" not in str(err.value)
 
 
 def test_npz_and_npy(tmp_path):
@@ -39,18 +62,85 @@ def test_npz_and_npy(tmp_path):
     check(read_spectra(tmp_path / "s.npz"))
     np.save(tmp_path / "s.npy", DATA)
     check(read_spectra(tmp_path / "s.npy", axis=AXIS))
-    with pytest.raises(ValueError, match="pass axis="):
+    np.save(tmp_path / "axis.npy", AXIS)
+    check(read_spectra(tmp_path / "s.npy", axis=tmp_path / "axis.npy"))  # the axis from a file
+    with pytest.raises(ValueError, match="holds no spectral axis"):
         read_spectra(tmp_path / "s.npy")
+
+
+def table(axis, data, sep):
+    return [sep.join(f"{v:.12g}" for v in (axis[i], *data[:, i])) for i in range(axis.size)]
 
 
 @pytest.mark.parametrize("name, sep, header", [("s.csv", ",", "wavelength,a,b,c"), ("s.txt", "\t", None),
                                                ("s.dat", " ", "# comment")])
 def test_text(tmp_path, name, sep, header):
-    rows = [sep.join(f"{v:.12g}" for v in (AXIS[i], *DATA[:, i])) for i in range(AXIS.size)]
-    (tmp_path / name).write_text("\n".join(([header] if header else []) + rows) + "\n")
+    (tmp_path / name).write_text("\n".join(([header] if header else []) + table(AXIS, DATA, sep)) + "\n")
     meta = check(read_spectra(tmp_path / name))
     if header == "wavelength,a,b,c":
         assert meta["columns"] == ["wavelength", "a", "b", "c"]
+
+
+@pytest.mark.parametrize("header, unit, expected", [
+    ("energy_eV,a,b,c", "eV", AXIS / 200), ("Energy (eV),a,b,c", "eV", AXIS / 200),
+    ("Wavelength (um),a,b,c", "nm", AXIS / 200 * 1e3), ("Energy (meV),a,b,c", "eV", AXIS / 200 * 1e-3)])
+def test_text_header_units(tmp_path, header, unit, expected):
+    (tmp_path / "s.csv").write_text("\n".join([header] + table(AXIS / 200, DATA, ",")) + "\n")
+    check(read_spectra(tmp_path / "s.csv"), axis=expected, unit=unit)
+
+
+def test_text_raman_shift_needs_a_laser(tmp_path):
+    shift = np.linspace(100.0, 3000.0, 16)
+    lines = ["Laser Wavelength (nm): 532.0", "", "Raman Shift (cm-1)\tcounts"] + table(shift, DATA[:1], "\t")
+    (tmp_path / "r.txt").write_text("\n".join(lines) + "\n")
+    d, a, u, meta = read_spectra(tmp_path / "r.txt")
+    np.testing.assert_allclose(a, 1e7 / (1e7 / 532.0 - shift))
+    assert u == "nm" and meta["laser_nm"] == 532.0 and meta["axis_source_unit"] == "cm-1" and d.shape == (1, 1, 16)
+    (tmp_path / "r2.txt").write_text("\n".join(lines[2:]) + "\n")
+    with pytest.raises(ValueError, match="r2.txt: the spectral axis is a Raman shift.*laser_nm"):
+        read_spectra(tmp_path / "r2.txt")
+    np.testing.assert_allclose(read_spectra(tmp_path / "r2.txt", laser_nm=633.0)[1], raman_to_wavelength(shift, 633.0))
+
+
+def test_text_row_orientation(tmp_path):
+    """Row 1 wavelengths, each further row one spectrum (LumiSpy's Background-*.txt layout)."""
+    rows = [" ".join(f"{v:.6f}" for v in AXIS)] + [" ".join(f"{v:g}" for v in r) for r in DATA]
+    (tmp_path / "rows.txt").write_text("\n".join(rows) + "\n")
+    check(read_spectra(tmp_path / "rows.txt"))
+    (tmp_path / "one.txt").write_text("\n".join(rows[:2]) + "\n")
+    check(read_spectra(tmp_path / "one.txt"), data=DATA[:1].reshape(1, 1, 16))
+
+
+def test_text_preamble_and_footer(tmp_path):
+    """A preamble (LightField / SPE text export) and an Andor .asc footer around the table;
+    ``Key: value`` lines become metadata, trailing tabs are ignored."""
+    pre = ["SPE version: 2.2", "Exposure (ms): 30.0", "Laser Wavelength (nm): 636.3", "", "",
+           "Wavelength\tFrame 1\tFrame 2\tFrame 3"]
+    foot = ["", "", "Date and Time:                Fri Sep  8 15:03:52 2017",
+            "Exposure Time (secs):         0.1", "Number of Accumulations:      500"]
+    rows = [r + "\t" for r in table(AXIS, DATA, "\t")]
+    (tmp_path / "x.asc").write_text("\n".join(pre + rows + foot) + "\n")
+    meta = check(read_spectra(tmp_path / "x.asc"))
+    assert meta["laser_nm"] == 636.3 and meta["vendor"]["Number of Accumulations"] == "500"
+    assert meta["columns"][:2] == ["Wavelength", "Frame 1"]
+    ocean = [">>>>>Begin Spectral Data<<<<<"] + table(AXIS, DATA[:1], "\t") + [">>>>>End Spectral Data<<<<<"]
+    (tmp_path / "ocean.txt").write_text("\n".join(["Integration Time (sec): 1.0"] + ocean) + "\n")
+    check(read_spectra(tmp_path / "ocean.txt"), data=DATA[:1].reshape(1, 1, 16))
+
+
+def test_wire_long_map_export(tmp_path):
+    """WiRE X/Y/Wave/Intensity export of a 2 x 3 map, channels in descending order."""
+    rng = np.random.default_rng(1)
+    cube = rng.poisson(100, (2, 3, 16)).astype(float)
+    lines = ["#X\t#Y\t#Wave\t#Intensity"]
+    for iy, y in enumerate((5.0, 7.5)):
+        for ix, x in enumerate((0.0, 2.0, 4.0)):
+            lines += [f"{x}\t{y}\t{AXIS[c]}\t{cube[iy, ix, c]}" for c in range(15, -1, -1)]
+    (tmp_path / "wire.txt").write_text("\n".join(lines) + "\n")
+    d, a, _, meta = read_spectra(tmp_path / "wire.txt")
+    np.testing.assert_allclose(a, AXIS[::-1])
+    np.testing.assert_allclose(d, cube[..., ::-1])
+    assert meta["step_um"] == [2.5, 2.0]
 
 
 def test_zarr(tmp_path):
@@ -69,7 +159,7 @@ def write_sif(path, frames, coefficients):
     n_frames, width = frames.shape
     head = (
         "Andor Technology Multi-Channel File\n65538 1\n"
-        "65540 0 0 1 1540956289 -70.0 " + " " * 10 + "0 0.1 0.1 0.1 1 \x00 "
+        "65540 0 0 1 1540956289 -70.0 " + " " * 10 + "0 0.1 3.02 0.1 1 \x00 "
         "0.0 1e-06 0 1 1.0 0 0 0.0 " + "0 " * 16 + "500.0 rest\n"
         "DU401_BV\n"
         f"{width} 1 12\nsynthetic.sf \n"
@@ -91,13 +181,81 @@ def test_sif(tmp_path):
     d, a, u, meta = read_spectra(tmp_path / "s.sif")
     np.testing.assert_allclose(d, DATA)
     np.testing.assert_allclose(a, coef[0] + coef[1] * pix + coef[2] * pix**2)
-    assert u == "nm" and meta["ExposureTime"] == pytest.approx(0.1)
+    assert u == "nm" and meta["exposure_s"] == pytest.approx(0.1) and meta["mode"] == "timeseries"
+    store = open_spectra(ingest_spectra(tmp_path / "s.sif", tmp_path / "s.zarr"))
+    assert store.mode == "timeseries" and store.attrs["time_step_s"] == pytest.approx(3.02)  # CycleTime
     (tmp_path / "bad.sif").write_bytes(b"not a sif file at all, just some bytes....\n")
     with pytest.raises(ValueError, match="not a readable Andor SIF"):
         read_spectra(tmp_path / "bad.sif")
 
 
-def test_vendor_formats_need_rosettasciio(tmp_path, monkeypatch):
+def write_spe2(path, frames, coef, laser_nm):
+    """A WinSpec SPE 2.x file: uint16 frames of one row, calibration polynomial, laser line."""
+    n_frames, width = frames.shape
+    h = bytearray(4100)
+    struct.pack_into("<H", h, 42, width)
+    struct.pack_into("<h", h, 108, 3)
+    struct.pack_into("<H", h, 656, 1)
+    struct.pack_into("<i", h, 1446, n_frames)
+    struct.pack_into("<f", h, 1992, 2.5)
+    h[3098], h[3101] = 1, len(coef) - 1
+    struct.pack_into("<6d", h, 3263, *coef, *[0.0] * (6 - len(coef)))
+    struct.pack_into("<d", h, 3311, laser_nm)
+    path.write_bytes(bytes(h) + frames.astype("<u2").tobytes())
+
+
+def write_spe3(path, frame, wavelengths):
+    """A LightField SPE 3.0 file: one float32 frame of one row, XML footer with the wavelengths."""
+    h = bytearray(4100)
+    struct.pack_into("<f", h, 1992, 3.0)
+    data = frame.astype("<f4").tobytes()
+    struct.pack_into("<Q", h, 678, 4100 + len(data))
+    xml = ('<SpeFormat version="3.0" xmlns="http://www.princetoninstruments.com/spe/2009"><DataFormat>'
+           f'<DataBlock type="Frame" count="1" pixelFormat="MonochromeFloating32" size="{len(data)}" '
+           f'stride="{len(data)}"><DataBlock type="Region" count="1" width="{frame.size}" height="1" '
+           f'size="{len(data)}" stride="{len(data)}"/></DataBlock></DataFormat><Calibrations>'
+           '<WavelengthMapping id="1"><Wavelength xml:space="preserve">'
+           + ",".join(f"{w:.9f}" for w in wavelengths) + "</Wavelength></WavelengthMapping></Calibrations></SpeFormat>")
+    path.write_bytes(bytes(h) + data + xml.encode())
+
+
+def test_spe_v2_and_v3(tmp_path):
+    coef = [627.08, 0.1002, -1.27e-6]
+    frames = np.arange(2 * 16, dtype=np.uint16).reshape(2, 16)
+    write_spe2(tmp_path / "a.spe", frames, coef, 636.3)
+    d, a, u, meta = read_spectra(tmp_path / "a.spe")
+    pix = np.arange(1, 17)
+    np.testing.assert_allclose(a, coef[0] + coef[1] * pix + coef[2] * pix**2)
+    np.testing.assert_array_equal(d, frames)
+    assert u == "nm" and meta["laser_nm"] == 636.3 and meta["mode"] == "timeseries"
+    write_spe3(tmp_path / "b.spe", DATA[0], AXIS)
+    check(read_spectra(tmp_path / "b.spe"), data=DATA[:1].reshape(1, 1, 16))
+    (tmp_path / "short.spe").write_bytes(bytes(100))
+    with pytest.raises(ValueError, match="short.spe: not an SPE file"):
+        read_spectra(tmp_path / "short.spe")
+
+
+def test_single_spectrum_is_a_1x1_map_and_axis_from_a_key(tmp_path):
+    with h5py.File(tmp_path / "one.h5", "w") as f:
+        f["data"] = DATA[0]
+        f["axis"] = AXIS
+    store = open_spectra(ingest_spectra(tmp_path / "one.h5", tmp_path / "one.zarr"))
+    assert store.mode == "map" and store.spectra.shape == (1, 1, 16)
+    np.save(tmp_path / "m.npy", DATA.reshape(1, 3, 16))
+    store = open_spectra(ingest_spectra(tmp_path / "m.npy", tmp_path / "m.zarr", axis=list(AXIS), axis_unit="nm"))
+    np.testing.assert_allclose(store.axis, AXIS)
+
+
+def test_failed_ingest_leaves_nothing(tmp_path):
+    np.savez(tmp_path / "s.npz", data=DATA, axis=AXIS)
+    with pytest.raises(ValueError, match="do not fill a map"):
+        ingest_spectra(tmp_path / "s.npz", tmp_path / "out.zarr", mode="map", shape=(2, 2))
+    with pytest.raises(ValueError, match="laser_nm"):
+        ingest_spectra(tmp_path / "s.npz", tmp_path / "out.zarr", axis_unit="cm-1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.npz"]
+
+
+def test_rosettasciio_formats_need_rosettasciio(tmp_path, monkeypatch):
     real_import = builtins.__import__
 
     def no_rsciio(name, *args, **kwargs):
@@ -106,10 +264,22 @@ def test_vendor_formats_need_rosettasciio(tmp_path, monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_rsciio)
-    for name in ("s.wdf", "s.xml"):
+    for name in ("s.wdf", "s.xml", "s.hspy", "s.msa", "s.tvf"):
         (tmp_path / name).write_bytes(b"x")
         with pytest.raises(ImportError, match=r"pip install gpuproc\[vendor\]"):
             read_spectra(tmp_path / name)
+
+
+def test_rosettasciio_adapter_takes_the_axis_from_metadata(tmp_path):
+    """An EMSA file written by rosettasciio: the spectral axis from its offset/scale and units."""
+    msa = pytest.importorskip("rsciio.msa")
+    signal = {"data": DATA[0].astype(float), "metadata": {"General": {"title": "t"}, "Signal": {"signal_type": ""}},
+              "original_metadata": {},
+              "axes": [{"name": "Energy", "units": "eV", "size": 16, "offset": 1.5, "scale": 0.01, "navigate": False}]}
+    msa.file_writer(str(tmp_path / "s.msa"), signal)
+    d, a, u, _ = read_spectra(tmp_path / "s.msa")
+    np.testing.assert_allclose(a, 1.5 + 0.01 * np.arange(16))
+    assert u == "eV" and d.shape == (1, 1, 16)
 
 
 def test_bad_inputs(tmp_path):
@@ -125,5 +295,10 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(ValueError, match=r"short.npz: the spectral axis has 15 values but the spectra have 16"):
         read_spectra(tmp_path / "short.npz")
     (tmp_path / "words.txt").write_text("a b\nc d\n")
-    with pytest.raises(ValueError, match="not a numeric table"):
+    with pytest.raises(ValueError, match="words.txt: no numeric table"):
         read_spectra(tmp_path / "words.txt")
+    with h5py.File(tmp_path / "pix.h5", "w") as f:
+        f["data"], f["axis"] = DATA, np.arange(16.0)
+        f["axis"].attrs["units"] = "pixel"
+    with pytest.raises(ValueError, match="pix.h5: spectral axis in 'pixel'"):
+        read_spectra(tmp_path / "pix.h5")

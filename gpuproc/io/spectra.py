@@ -1,110 +1,199 @@
 """Readers of spectra files: every reader returns ``(data, axis, axis_unit, metadata)``.
 
-``data`` has shape ``(..., n_channels)`` (spectral axis last), ``axis`` shape ``(n_channels,)``,
-``axis_unit`` a string such as ``"nm"``, ``"eV"`` or ``"pixel"`` and ``metadata`` a dict.
+``data`` has shape ``(..., n_channels)`` (spectral axis last): (ny, nx, n) for a map (a line scan
+is 1 x n, a single spectrum 1 x 1), (n_spectra, n) for a time series or a flat list. ``axis`` is
+(n_channels,) in ``axis_unit`` "nm" or "eV": axes in um, Angstrom, meV or Raman shift (cm^-1,
+with the file's laser line or ``laser_nm``) are converted (:mod:`gpuproc.io.axis_units`).
+``metadata`` holds what the file says in gpuproc's names -- ``step_um`` [dy, dx],
+``time_step_s``, ``mode`` ("timeseries" for a time series), ``laser_nm``, ``exposure_s``,
+``axis_source_unit`` -- and the file's own under ``vendor`` (HDF5/Zarr attributes at top level).
 
-========================  ==============================================================
-format                    layout
-========================  ==============================================================
-HDF5 (.h5 .hdf5 .nxs)     datasets ``data_path`` and ``axis_path``; unit from the axis
-                          dataset's ``units``/``unit`` attribute
-NumPy (.npz)              arrays ``data_path`` and ``axis_path`` (+ optional ``axis_unit``)
-NumPy (.npy)              the data only; pass ``axis=``
-text (.txt .csv .tsv      first column the axis, one column per spectrum; an optional header
-.dat .asc)                row (names in ``metadata["columns"]``); ``#`` comments skipped
-Zarr (.zarr)              v3 group with arrays ``data_path`` and ``axis_path``; unit from
-                          the axis array's ``units``/``unit`` attribute
-Andor SIF (.sif)          via ``sif_parser``; frames x rows x channels, the wavelength
-                          calibration polynomial as axis (``"pixel"`` without one)
-Renishaw (.wdf),          via rosettasciio, an optional extra (``pip install gpuproc[vendor]``)
-Horiba (.xml)
-========================  ==============================================================
+A source is ``file`` or ``file::name`` (the data array inside an HDF5, NPZ or Zarr container,
+like ``[input] data_path``).
 
-``axis_unit`` passed by the caller overrides the unit found in the file (default ``"nm"`` when
-the file names none).
+========================  ==================  =================================================
+format                    library             metadata used
+========================  ==================  =================================================
+HDF5 (.h5 .hdf5 .nxs)     h5py                ``data_path``/``axis_path`` datasets, axis
+                                              ``units``; attributes ``step_um``,
+                                              ``time_step_s``, ``events``, ``laser_nm``;
+                                              HyperSpy-written files via rosettasciio
+NumPy (.npz / .npy)       numpy               arrays ``data_path``, ``axis_path``,
+                                              ``axis_unit``; .npy: the axis from the caller
+Zarr (.zarr)              zarr                as HDF5
+text (.txt .csv .tsv      own                 header units, row/column orientation, preamble
+.dat .asc)                (text_spectra)      and footer ``Key: value`` (laser, exposure)
+Andor SIF (.sif)          sif_parser          calibration polynomial, FrameAxis, CycleTime,
+                                              RamanExWavelength (:mod:`gpuproc.io.sif`)
+Princeton SPE v2/v3       own (spe)           v2 header polynomial + laser; v3 XML wavelength
+                                              mapping, frame rate, laser (:mod:`gpuproc.io.spe`)
+WDF, LabSpec XML, hspy,   rosettasciio        axes' navigate flag, units, name, offset/scale or
+zspy, DM3/4, .sur, .tvf,  (rsciio_spectra)    axis arrays; laser wavelength
+.img, .msa, ...
+========================  ==================  =================================================
 """
 
 from __future__ import annotations
 
-import importlib
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-Spectra = tuple[np.ndarray, np.ndarray, str, dict[str, Any]]
+from gpuproc.io.axis_units import absolute_axis
+from gpuproc.io.rsciio_spectra import PLUGINS, read_rsciio
+from gpuproc.io.sif import read_sif
+from gpuproc.io.spe import read_spe
+from gpuproc.io.text_spectra import read_text
+
+Spectra = tuple[Any, np.ndarray, str, dict[str, Any]]
 
 DEFAULT_DATA = "data"
 DEFAULT_AXIS = "axis"
+SEPARATOR = "::"
+HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs")
 
 
-def read_spectra(
+def split_source(source: str | Path) -> tuple[Path, str | None]:
+    """``"file.h5::/entry/data"`` -> (Path("file.h5"), "/entry/data"); a plain path -> (path, None)."""
+    text = str(source)
+    if SEPARATOR in text:
+        path, name = text.split(SEPARATOR, 1)
+        return Path(path), name
+    return Path(text), None
+
+
+def read_spectra(path: str | Path, **options: Any) -> Spectra:
+    """Read spectra and their spectral axis from a file into memory: :func:`open_source` with
+    ``data`` as a NumPy array (same keyword options)."""
+    with open_source(path, **options) as (data, ax, unit, meta):
+        return np.asarray(data), ax, unit, meta
+
+
+@contextlib.contextmanager
+def open_source(
     path: str | Path,
     *,
     data_path: str = DEFAULT_DATA,
     axis_path: str = DEFAULT_AXIS,
     axis: Any = None,
     axis_unit: str | None = None,
-) -> Spectra:
-    """Read spectra and their spectral axis from a file; the format follows the extension.
+    laser_nm: float | None = None,
+    need_axis: bool = True,
+) -> Iterator[Spectra]:
+    """Open spectra and their spectral axis; the format follows the extension.
 
     Parameters
     ----------
     path : str or Path
-        The file (or a ``.zarr`` directory).
+        The file (or a ``.zarr`` directory), optionally ``file::data_path``.
     data_path, axis_path : str
         Names of the data and axis arrays inside HDF5, NPZ and Zarr containers.
-    axis : array, optional
-        The spectral axis, for formats that hold none (``.npy``); overrides the file's axis.
+    axis : array or path, optional
+        The spectral axis (values, or a ``.npy``/text file of them), for formats that hold none
+        (``.npy``); overrides the file's axis.
     axis_unit : str, optional
-        Unit of the axis, overriding the file's.
+        Unit of the axis ("nm", "eV", "cm-1", ...), overriding the file's.
+    laser_nm : float, optional
+        Excitation wavelength for Raman-shift axes, overriding the file's.
+    need_axis : bool
+        False: a file without an axis gives ``axis`` None (darks) instead of an error.
 
-    Returns
-    -------
+    Yields
+    ------
     data, axis, axis_unit, metadata
+        ``data`` lazy (sliceable) for HDF5, Zarr and ``.npy`` while the context is open, else a
+        NumPy array; ``axis_unit`` "nm" or "eV".
 
     Raises
     ------
     FileNotFoundError, ValueError
-        Missing or empty file, unknown extension, missing arrays, axis and data lengths that
-        differ (the message names the file and both lengths).
+        Missing, empty, corrupt or unknown file, missing arrays, a group given as an array, axis
+        and data lengths that differ (each message names the file).
     ImportError
-        Vendor formats without rosettasciio.
+        rosettasciio formats without rosettasciio.
     """
-    p = Path(path)
+    p, inner = split_source(path)
+    data_path = inner if inner is not None else data_path
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file")
     reader = _reader_for(p)
     if p.is_file() and p.stat().st_size == 0:
         raise ValueError(f"{p}: the file is empty")
-    data, ax, unit, meta = reader(p, data_path, axis_path)
-    if axis is not None:
-        ax = np.asarray(axis)
-    if ax is None:
-        raise ValueError(f"{p}: the file holds no spectral axis; pass axis=")
-    if axis_unit is not None:
-        unit = axis_unit
-    return _checked(p, np.asarray(data), np.asarray(ax, dtype=np.float64).ravel(), unit or "nm", meta)
+    with reader(p, data_path, axis_path) as (data, ax, unit, meta):
+        if axis is not None:
+            ax = axis_values(axis)
+        if axis_unit is not None:
+            unit = axis_unit
+        if ax is None:
+            if need_axis:
+                raise ValueError(f"{p}: the file holds no spectral axis; give one ([input] axis, axis=)")
+            yield _shaped(p, data, None), None, unit or "nm", meta
+            return
+        meta = {**meta, "axis_source_unit": unit or "nm"}
+        laser = laser_nm if laser_nm is not None else meta.get("laser_nm")
+        ax, unit = absolute_axis(ax, unit, laser, str(p))
+        if laser is not None and meta["axis_source_unit"] in ("cm-1", "cm^-1", "1/cm"):
+            meta["laser_nm"] = float(laser)
+        yield _shaped(p, data, ax), ax, unit, meta
 
 
-def _reader_for(p: Path) -> Callable[[Path, str, str], Spectra]:
+def axis_values(axis: Any) -> np.ndarray:
+    """A spectral axis given as values or as a file (``.npy``, or text with one value a line)."""
+    if isinstance(axis, (str, Path)):
+        p = Path(axis)
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: no such axis file")
+        values = np.load(p, allow_pickle=False) if p.suffix.lower() == ".npy" else np.loadtxt(p, ndmin=1)
+        return np.asarray(values, dtype=np.float64).ravel()
+    return np.asarray(axis, dtype=np.float64).ravel()
+
+
+def _shaped(p: Path, data: Any, axis: np.ndarray | None) -> Any:
+    """Data checked against the axis; one spectrum becomes a 1 x 1 map."""
+    if data.ndim == 1:
+        data = np.asarray(data).reshape(1, 1, -1)
+    if data.size == 0:
+        raise ValueError(f"{p}: holds no spectra (data shape {tuple(data.shape)})")
+    if axis is not None and data.shape[-1] != axis.shape[0]:
+        raise ValueError(
+            f"{p}: the spectral axis has {axis.shape[0]} values but the spectra have {data.shape[-1]} "
+            f"channels (data shape {tuple(data.shape)}, spectral axis last)"
+        )
+    return data
+
+
+Reader = Callable[[Path, str, str], contextlib.AbstractContextManager]
+
+
+def _reader_for(p: Path) -> Reader:
     suffix = p.suffix.lower()
-    for suffixes, reader in _READERS:
+    if suffix in HDF5_SUFFIXES:
+        return _hdf5
+    if suffix == ".zarr":
+        return _zarr
+    for suffixes, reader in _WHOLE:
         if suffix in suffixes:
-            return reader
-    known = sorted(s for suffixes, _ in _READERS for s in suffixes)
+            return _whole(reader)
+    if suffix in PLUGINS:
+        return _whole(read_rsciio)
+    known = sorted({*HDF5_SUFFIXES, ".zarr", *(s for suffixes, _ in _WHOLE for s in suffixes), *PLUGINS})
     raise ValueError(f"{p}: unknown spectra format {suffix or '(no extension)'!r}; known: {', '.join(known)}")
 
 
-def _checked(p: Path, data: np.ndarray, axis: np.ndarray, unit: str, meta: dict[str, Any]) -> Spectra:
-    if data.size == 0:
-        raise ValueError(f"{p}: holds no spectra (data shape {data.shape})")
-    if data.shape[-1] != axis.shape[0]:
-        raise ValueError(
-            f"{p}: the spectral axis has {axis.shape[0]} values but the spectra have {data.shape[-1]} "
-            f"channels (data shape {data.shape}, spectral axis last)"
-        )
-    return data, axis, unit, meta
+def _whole(reader: Callable[[Path, str, str], Spectra]) -> Reader:
+    @contextlib.contextmanager
+    def opened(p: Path, data_path: str, axis_path: str) -> Iterator[Spectra]:
+        yield reader(p, data_path, axis_path)
+
+    return opened
+
+
+def _plain(attrs: Any) -> dict[str, Any]:
+    """Attributes as a dict of Python / NumPy values (bytes decoded)."""
+    return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in dict(attrs).items()}
 
 
 def _unit_attr(attrs: Any) -> str | None:
@@ -115,25 +204,42 @@ def _unit_attr(attrs: Any) -> str | None:
     return None
 
 
-def _plain(attrs: Any) -> dict[str, Any]:
-    """Attributes as a dict of Python / NumPy values (bytes decoded)."""
-    return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in dict(attrs).items()}
-
-
 def _missing(p: Path, name: str, what: str, available: Any) -> ValueError:
     return ValueError(f"{p}: no {what} {name!r}; available: {sorted(available)}")
 
 
-def read_hdf5(p: Path, data_path: str = DEFAULT_DATA, axis_path: str = DEFAULT_AXIS) -> Spectra:
-    """HDF5: ``data_path`` and ``axis_path`` datasets (see the module docstring)."""
+@contextlib.contextmanager
+def _hdf5(p: Path, data_path: str, axis_path: str) -> Iterator[Spectra]:
+    """HDF5: ``data_path`` and ``axis_path`` datasets, kept open (lazy) while the context is."""
     import h5py
 
-    with h5py.File(p, "r") as f:
-        for name, what in ((data_path, "data dataset"), (axis_path, "axis dataset")):
-            if name not in f:
-                raise _missing(p, name, what, _h5_datasets(f))
-        meta = {**_plain(f.attrs), **_plain(f[data_path].attrs)}
-        return f[data_path][()], f[axis_path][()], _unit_attr(f[axis_path].attrs), meta
+    try:
+        f = h5py.File(p, "r")
+    except OSError as exc:
+        raise ValueError(f"{p}: not a readable HDF5 file ({str(exc).splitlines()[0]})") from None
+    with f:
+        if data_path not in f and str(f.attrs.get("file_format", "")) == "HyperSpy":
+            yield read_rsciio(p, plugin="hspy")
+            return
+        datasets = _h5_datasets(f)
+        data = _h5_dataset(p, f, data_path, "data dataset", datasets)
+        ax = None
+        if axis_path in f:
+            ax = np.asarray(_h5_dataset(p, f, axis_path, "axis dataset", datasets)[()], dtype=np.float64).ravel()
+        meta = {**_plain(f.attrs), **_plain(data.attrs)}
+        yield data, ax, _unit_attr(f[axis_path].attrs) if ax is not None else None, meta
+
+
+def _h5_dataset(p: Path, f: Any, name: str, what: str, datasets: list[str]) -> Any:
+    import h5py
+
+    if name not in f:
+        raise _missing(p, name, what, datasets)
+    obj = f[name]
+    if not isinstance(obj, h5py.Dataset):
+        inside = [d for d in datasets if d.startswith(obj.name.strip("/") + "/")]
+        raise ValueError(f"{p}: {name!r} is a group, not a {what}; datasets in it: {inside}")
+    return obj
 
 
 def _h5_datasets(f: Any) -> list[str]:
@@ -144,115 +250,50 @@ def _h5_datasets(f: Any) -> list[str]:
     return names
 
 
+@contextlib.contextmanager
+def _zarr(p: Path, data_path: str, axis_path: str) -> Iterator[Spectra]:
+    """Zarr v3 group with ``data_path`` and ``axis_path`` arrays (lazy)."""
+    import zarr
+
+    try:
+        g = zarr.open_group(str(p), mode="r")
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        raise ValueError(f"{p}: not a readable Zarr group ({exc})") from None
+    names = [k for k, _ in g.arrays()]
+    if data_path not in names:
+        raise _missing(p, data_path, "data array", names)
+    data = g[data_path]
+    ax = np.asarray(g[axis_path][...], dtype=np.float64).ravel() if axis_path in names else None
+    unit = _unit_attr(g[axis_path].attrs) if ax is not None else None
+    yield data, ax, unit, {**dict(g.attrs), **dict(data.attrs)}
+
+
 def read_npz(p: Path, data_path: str = DEFAULT_DATA, axis_path: str = DEFAULT_AXIS) -> Spectra:
-    """NumPy .npz: arrays ``data_path``, ``axis_path`` and optionally ``axis_unit``."""
-    with np.load(p, allow_pickle=False) as z:
-        for name, what in ((data_path, "data array"), (axis_path, "axis array")):
-            if name not in z.files:
-                raise _missing(p, name, what, z.files)
+    """NumPy .npz: arrays ``data_path``, ``axis_path`` (optional) and ``axis_unit``."""
+    try:
+        z = np.load(p, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise ValueError(f"{p}: not a readable .npz file ({exc})") from None
+    with z:
+        if data_path not in z.files:
+            raise _missing(p, data_path, "data array", z.files)
         unit = str(z["axis_unit"]) if "axis_unit" in z.files else None
-        return z[data_path], z[axis_path], unit, {}
+        ax = z[axis_path] if axis_path in z.files else None
+        return z[data_path], ax, unit, {}
 
 
 def read_npy(p: Path, data_path: str = DEFAULT_DATA, axis_path: str = DEFAULT_AXIS) -> Spectra:
-    """NumPy .npy: the data only (the axis comes from the caller)."""
-    return np.load(p, allow_pickle=False), None, None, {}
-
-
-def read_text(p: Path, data_path: str = DEFAULT_DATA, axis_path: str = DEFAULT_AXIS) -> Spectra:
-    """Delimited text: axis column first, one column per spectrum, optional header row."""
-    lines = [ln.strip() for ln in p.read_text().splitlines()]
-    lines = [ln for ln in lines if ln and not ln.startswith("#")]
-    if not lines:
-        raise ValueError(f"{p}: no data rows")
-    delimiter = _delimiter(p, lines[0])
-    meta: dict[str, Any] = {}
-    if not _is_numeric_row(lines[0], delimiter):
-        meta["columns"] = [c.strip() for c in lines[0].split(delimiter)]
-        lines = lines[1:]
+    """NumPy .npy: the data only, memory-mapped (the axis comes from the caller)."""
     try:
-        table = np.loadtxt(lines, delimiter=delimiter, ndmin=2)
-    except ValueError as exc:
-        raise ValueError(f"{p}: not a numeric table ({exc})") from None
-    if table.shape[1] < 2:
-        raise ValueError(f"{p}: needs an axis column and at least one spectrum column, found {table.shape[1]}")
-    return table[:, 1:].T, table[:, 0], None, meta
+        return np.load(p, mmap_mode="r", allow_pickle=False), None, None, {}
+    except (ValueError, OSError) as exc:
+        raise ValueError(f"{p}: not a readable .npy file ({exc})") from None
 
 
-def _delimiter(p: Path, first: str) -> str | None:
-    if p.suffix.lower() == ".csv" or "," in first:
-        return ","
-    if "\t" in first:
-        return "\t"
-    return None  # whitespace
-
-
-def _is_numeric_row(line: str, delimiter: str | None) -> bool:
-    try:
-        [float(c) for c in line.split(delimiter)]
-    except ValueError:
-        return False
-    return True
-
-
-def read_zarr(p: Path, data_path: str = DEFAULT_DATA, axis_path: str = DEFAULT_AXIS) -> Spectra:
-    """Zarr v3 group with ``data_path`` and ``axis_path`` arrays."""
-    import zarr
-
-    g = zarr.open_group(str(p), mode="r")
-    names = [k for k, _ in g.arrays()]
-    for name, what in ((data_path, "data array"), (axis_path, "axis array")):
-        if name not in names:
-            raise _missing(p, name, what, names)
-    data, ax = g[data_path], g[axis_path]
-    return data[...], ax[...], _unit_attr(ax.attrs), {**dict(g.attrs), **dict(data.attrs)}
-
-
-def read_sif(p: Path, data_path: str = DEFAULT_DATA, axis_path: str = DEFAULT_AXIS) -> Spectra:
-    """Andor SIF through ``sif_parser.np_open``: (frames, rows, channels), rows of 1 squeezed."""
-    import sif_parser
-    from sif_parser.utils import extract_calibration
-
-    try:
-        data, info = sif_parser.np_open(str(p))
-    except (SyntaxError, ValueError, EOFError) as exc:
-        raise ValueError(f"{p}: not a readable Andor SIF file ({exc})") from None
-    data = np.asarray(data)
-    if data.ndim == 3 and data.shape[1] == 1:
-        data = data[:, 0, :]
-    calib = extract_calibration(info)
-    meta = {k: v for k, v in info.items() if k not in ("tile",)}
-    if calib is None:
-        return data, np.arange(1, data.shape[-1] + 1, dtype=float), "pixel", meta
-    calib = np.asarray(calib)
-    return data, (calib if calib.ndim == 1 else calib[0]), "nm", meta
-
-
-def read_vendor(p: Path, data_path: str = DEFAULT_DATA, axis_path: str = DEFAULT_AXIS) -> Spectra:
-    """Renishaw WDF or Horiba (Jobin Yvon) XML through rosettasciio (optional extra)."""
-    module = {".wdf": "rsciio.renishaw", ".xml": "rsciio.jobinyvon"}[p.suffix.lower()]
-    try:
-        rsciio = importlib.import_module(module)
-    except ImportError as exc:
-        raise ImportError(
-            f"{p}: reading {p.suffix} files needs rosettasciio ({exc}); install it with "
-            "`pip install gpuproc[vendor]`"
-        ) from None
-    signal = rsciio.file_reader(str(p))[0]
-    spectral = signal["axes"][-1]
-    ax = spectral.get("axis")
-    if ax is None:
-        ax = spectral["offset"] + spectral["scale"] * np.arange(spectral["size"])
-    meta = {"metadata": signal.get("metadata", {}), "original_metadata": signal.get("original_metadata", {})}
-    return np.asarray(signal["data"]), np.asarray(ax), spectral.get("units") or None, meta
-
-
-_READERS: tuple[tuple[tuple[str, ...], Callable[[Path, str, str], Spectra]], ...] = (
-    ((".h5", ".hdf5", ".hdf", ".nxs"), read_hdf5),
+_WHOLE: tuple[tuple[tuple[str, ...], Callable[[Path, str, str], Spectra]], ...] = (
     ((".npz",), read_npz),
     ((".npy",), read_npy),
     ((".txt", ".csv", ".tsv", ".dat", ".asc"), read_text),
-    ((".zarr",), read_zarr),
     ((".sif",), read_sif),
-    ((".wdf", ".xml"), read_vendor),
+    ((".spe",), read_spe),
 )

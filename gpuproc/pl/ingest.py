@@ -13,17 +13,21 @@ Group attributes: ``kind`` ("pl_spectra"), ``mode`` ("map" or "timeseries"), ``a
 ``gpuproc_version`` and ``complete`` (True, written last). As for the WAXS frame store, the
 ingest writes ``<store>.partial`` and renames it only when complete.
 
-Step sizes, time step and events come from the call, else from the file's metadata (HDF5 /
-Zarr attributes ``step_um``, ``time_step_s``, ``events``), else the defaults (1 um, 1 s, none).
-HDF5, Zarr and ``.npy`` sources are copied a chunk at a time (bounded memory); the other formats
-are read whole by :func:`gpuproc.io.spectra.read_spectra` first.
+Step sizes, time step, events and the mode come from the call, else from the file's metadata
+(what :mod:`gpuproc.io.spectra` reads: WDF/LabSpec/HyperSpy axes, SIF ``CycleTime``, SPE frame
+rate, HDF5 / Zarr attributes ``step_um``, ``time_step_s``, ``events``), else the defaults (1 um,
+1 s, none). Also recorded when the file has them: ``laser_nm``, ``exposure_s`` and
+``axis_source_unit`` (e.g. "cm-1" for a Raman-shift axis converted to nm). HDF5, Zarr and
+``.npy`` sources are copied a chunk at a time (bounded memory); the other formats are read whole
+first. Everything is checked before the store is begun, and a failed write removes it: a failed
+ingest leaves nothing behind.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator, Sequence
+import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,8 +37,9 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from gpuproc.io import staging
-from gpuproc.io.spectra import read_spectra
+from gpuproc.io.spectra import open_source, split_source
 from gpuproc.pl.spectra import check_axis
+from gpuproc.run.validate import positive_axis
 
 KIND = "pl_spectra"
 MODES = ("map", "timeseries")
@@ -86,6 +91,7 @@ def ingest_spectra(
     axis_path: str = "axis",
     axis: Any = None,
     axis_unit: str | None = None,
+    laser_nm: float | None = None,
     mode: str | None = None,
     shape: tuple[int, int] | None = None,
     step_um: tuple[float, float] | None = None,
@@ -102,10 +108,13 @@ def ingest_spectra(
         Spectra file in any format of :mod:`gpuproc.io.spectra`.
     store_path
         Target directory of the Zarr v3 store.
-    data_path, axis_path, axis, axis_unit
-        As in :func:`gpuproc.io.spectra.read_spectra`; ``axis_unit`` "nm" or "eV".
+    data_path, axis_path, axis, axis_unit, laser_nm
+        As in :func:`gpuproc.io.spectra.read_spectra` (``source`` may be ``file::data_path``;
+        ``axis`` values or a file of them; ``laser_nm`` for Raman-shift axes).
     mode
-        ``"map"`` or ``"timeseries"``; default: 3D data are a map, 2D data a time series.
+        ``"map"`` or ``"timeseries"``; default: the file's (a time series for SIF kinetic
+        series, WDF time series, ...), else 3D (and single spectra, line scans) a map and 2D a
+        time series.
     shape
         (ny, nx) of a map stored as a flat list of spectra (row by row).
     step_um
@@ -135,17 +144,29 @@ def ingest_spectra(
     final = Path(store_path)
     if final.exists() and not overwrite:
         raise FileExistsError(f"spectra store already exists: {final} (pass overwrite=True)")
-    with _open_source(Path(source), data_path, axis_path, axis, axis_unit) as (data, ax, unit, meta):
+    with open_source(source, data_path=data_path, axis_path=axis_path, axis=axis, axis_unit=axis_unit,
+                     laser_nm=laser_nm) as (data, ax, unit, meta):
         check_axis(ax, data.shape[-1], f"{source}: spectral axis")
-        if unit not in ("nm", "eV"):
-            raise ValueError(f"{source}: spectral axis unit {unit!r} is not 'nm' or 'eV'; pass axis_unit")
-        mode, grid = _layout(Path(source), data.shape, mode, shape)
+        positive_axis(ax, unit, f"{source}: spectral axis")
+        mode, grid = _layout(Path(source), data.shape, mode or meta.get("mode"), shape)
         attrs = _attrs(meta, mode, unit, step_um, time_step_s, events, [str(source)])
-        partial, group = staging.begin(final, kind=KIND, inputs=[source], overwrite=overwrite)
-        _write_spectra(group, data, grid, chunk_rows)
-    _write_coords(group, ax, unit, grid, attrs)
-    group.attrs.update(attrs)
+        partial, group = staging.begin(final, kind=KIND, inputs=[split_source(source)[0]], overwrite=overwrite)
+        try:
+            _write_spectra(group, data, grid, chunk_rows)
+            _write_coords(group, ax, unit, grid, attrs)
+            group.attrs.update(attrs)
+        except BaseException:
+            _discard(partial, final)
+            raise
     return staging.commit(group, partial, final)
+
+
+def _discard(partial: Path, final: Path) -> None:
+    """Remove a store begun by :func:`gpuproc.io.staging.begin` that failed, and its lock."""
+    from gpuproc.run import lock
+
+    shutil.rmtree(partial, ignore_errors=True)
+    lock.release(final, staging._holders.pop(partial, None))
 
 
 def open_spectra(store_path: str | Path) -> SpectraStore:
@@ -172,48 +193,6 @@ def is_spectra_store(path: str | Path) -> bool:
     if not (p / "zarr.json").is_file():
         return False
     return zarr.open_group(str(p), mode="r").attrs.get("kind") == KIND
-
-
-@contextlib.contextmanager
-def _open_source(p: Path, data_path: str, axis_path: str, axis: Any,
-                 axis_unit: str | None) -> Iterator[tuple[Any, np.ndarray, str, dict[str, Any]]]:
-    """Data as a sliceable array (lazy for HDF5, Zarr, .npy), axis, unit and metadata."""
-    suffix = p.suffix.lower()
-    if p.is_file() and suffix in (".h5", ".hdf5", ".hdf", ".nxs"):
-        import h5py
-
-        with h5py.File(p, "r") as f:
-            _need(p, f, (data_path, axis_path))
-            ax = np.asarray(f[axis_path][()] if axis is None else axis, dtype=np.float64).ravel()
-            meta = {**dict(f.attrs), **dict(f[data_path].attrs)}
-            yield f[data_path], ax, axis_unit or _unit(f[axis_path].attrs), _decoded(meta)
-    elif p.is_dir() and suffix == ".zarr" and not is_spectra_store(p):
-        g = zarr.open_group(str(p), mode="r")
-        _need(p, [k for k, _ in g.arrays()], (data_path, axis_path))
-        ax = np.asarray(g[axis_path][...] if axis is None else axis, dtype=np.float64).ravel()
-        yield g[data_path], ax, axis_unit or _unit(g[axis_path].attrs), {**dict(g.attrs), **dict(g[data_path].attrs)}
-    elif p.is_file() and suffix == ".npy" and axis is not None and p.stat().st_size > 0:
-        yield np.load(p, mmap_mode="r"), np.asarray(axis, dtype=np.float64).ravel(), axis_unit or "nm", {}
-    else:
-        yield read_spectra(p, data_path=data_path, axis_path=axis_path, axis=axis, axis_unit=axis_unit)
-
-
-def _need(p: Path, names: Any, wanted: tuple[str, str]) -> None:
-    for name in wanted:
-        if name not in names:
-            raise ValueError(f"{p}: no array {name!r}")
-
-
-def _unit(attrs: Any) -> str:
-    for key in ("units", "unit"):
-        if key in attrs:
-            v = attrs[key]
-            return v.decode() if isinstance(v, bytes) else str(v)
-    return "nm"
-
-
-def _decoded(meta: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in meta.items()}
 
 
 def _layout(p: Path, data_shape: tuple[int, ...], mode: str | None,
@@ -243,17 +222,30 @@ def _attrs(meta: dict[str, Any], mode: str, unit: str, step_um: Any, time_step_s
     if isinstance(file_events, str):
         file_events = json.loads(file_events)
     events = file_events if events is None else events
+    file_step = _positive(meta.get("step_um"), (1.0, 1.0))
+    file_time = _positive(meta.get("time_step_s"), 1.0)
+    recorded = {k: (str(meta[k]) if k == "axis_source_unit" else float(meta[k]))
+                for k in ("laser_nm", "exposure_s", "axis_source_unit") if k in meta}
     return {
         "kind": KIND,
         "mode": mode,
         "axis_unit": unit,
-        "step_um": [float(s) for s in (step_um if step_um is not None else meta.get("step_um", (1.0, 1.0)))],
-        "time_step_s": float(time_step_s if time_step_s is not None else meta.get("time_step_s", 1.0)),
+        "step_um": [float(s) for s in (step_um if step_um is not None else file_step)],
+        "time_step_s": float(time_step_s if time_step_s is not None else file_time),
         "events": [{"time": float(e["time"]), "label": str(e.get("label", ""))} for e in events],
         "sources": sources,
         "units": {"spectra": "counts", "axis": unit, "y": "um", "x": "um", "time": "s"},
         "gpuproc_version": __version__,
+        **{k: v for k, v in recorded.items() if not isinstance(v, float) or np.isfinite(v)},
     }
+
+
+def _positive(value: Any, default: Any) -> Any:
+    """A file's step (number or list) when every entry is finite and > 0, else ``default``."""
+    if value is None:
+        return default
+    v = np.atleast_1d(np.asarray(value, dtype=np.float64))
+    return value if v.size and np.all(np.isfinite(v) & (v > 0)) else default
 
 
 def _write_spectra(group: zarr.Group, data: Any, grid: tuple[int, ...], chunk_rows: int | None) -> None:
