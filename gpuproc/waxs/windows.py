@@ -80,7 +80,7 @@ def full_bin_norm(norm: np.ndarray) -> np.ndarray:
     return np.nan_to_num(full, nan=0.0)
 
 
-def make_window(spec: ReflectionSpec, q: np.ndarray, azimuth: np.ndarray, norm: np.ndarray | None = None, *,
+def make_window(spec: ReflectionSpec, q: np.ndarray, azimuth: np.ndarray, norm: np.ndarray, *,
                 min_coverage: float = 0.0, warn_coverage: float = 0.0) -> Window:
     """Select the bins of ``spec`` in a cake with bin centres ``q`` and ``azimuth`` (degrees).
 
@@ -89,9 +89,8 @@ def make_window(spec: ReflectionSpec, q: np.ndarray, azimuth: np.ndarray, norm: 
     spec : ReflectionSpec
     q, azimuth : numpy.ndarray
         Cake bin centres (uniform bins), q unit and degrees.
-    norm : numpy.ndarray, optional
-        Static normalisation (n_azimuth, n_q) of the cake (detector gaps and user mask applied);
-        without it every bin counts as full.
+    norm : numpy.ndarray
+        Static normalisation (n_azimuth, n_q) of the cake (detector gaps and user mask applied).
     min_coverage, warn_coverage : float
         A window whose coverage (fraction of valid bins) is below ``min_coverage`` is refused
         (ValueError), below ``warn_coverage`` it gives a :class:`CoverageWarning`; both name the
@@ -122,13 +121,8 @@ def make_window(spec: ReflectionSpec, q: np.ndarray, azimuth: np.ndarray, norm: 
                          "bins of the cake")
     phi = lo + offset[az_index]
     qq, pp = np.meshgrid(q[q_index], phi, indexing="xy")
-    if norm is None:
-        full = np.ones(qq.size, np.float32)
-    else:
-        full = np.broadcast_to(full_bin_norm(norm)[q_index], qq.shape).ravel().astype(np.float32)
+    full = np.broadcast_to(full_bin_norm(norm)[q_index], qq.shape).ravel().astype(np.float32)
     window = Window(spec.name, az_index, q_index, qq.ravel().astype(np.float32), pp.ravel().astype(np.float32), full)
-    if norm is None:
-        return window
     static = norm[np.ix_(az_index, q_index)].ravel()
     window.coverage = float(np.mean(window.valid(static[None])[0]))
     window.weight_fraction = float(static.sum() / max(float(full.sum()), 1e-30))
