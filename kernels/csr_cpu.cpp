@@ -2,9 +2,10 @@
 // the GIL, so Python threads run blocks of frames in parallel).
 //
 // csr_prepare_<type>: frames (n, npix) of <type> -> X (npix, n) float32 = frame - dark, transposed
-//   in cache-sized tiles, with invalid pixels (dummy value, above saturation, non-finite) set to 0
-//   and reported as flat indices f * npix + p (up to `cap` of them; the return value is the total
-//   count, so a caller seeing more than `cap` knows the list is incomplete).
+//   in cache-sized tiles, with invalid pixels (value in one of `n_iv` closed intervals `iv`, above
+//   saturation, non-finite: see Rules) set to 0 and, unless unlisted[p] (pixels already masked
+//   for good), reported as flat indices f * npix + p (up to `cap` of them; the return value is the
+//   total count, so a caller seeing more than `cap` knows the list is incomplete).
 // csr_spmm: out[k, dest[i]] = (C @ X)[i, k] for rows i in [row0, row1): C (rows, npix) CSR with
 //   int32 indices, X (npix, n), out (n, n_out) row-major; float32 sums in the order of the stored
 //   non-zeros. `dest` lets the rows be stored in any order while out is in the caller's order.
@@ -17,32 +18,34 @@ namespace {
 
 constexpr long long TILE = 256;  // pixels per tile: TILE * n * 4 bytes of X stay in L1/L2
 
-template <class T>
-inline bool invalid(T v, bool check_dummy, double dummy, bool check_sat, double sat) {
-    bool bad = false;
-    if constexpr (std::is_floating_point_v<T>) bad = !std::isfinite(v);
-    if (check_dummy) bad |= (static_cast<double>(v) == dummy);
-    if (check_sat) bad |= (static_cast<double>(v) > sat);
-    return bad;
-}
+// Invalid raw values (the rules of gpuproc.waxs.invalid_pixels): up to NIV closed intervals
+// [lo, hi] and `v > sat`. Integer frames compare in their own type (integer bounds); floating
+// frames compare their float32 conversion with float32 bounds and are invalid when that is not
+// finite, as pyFAI converts frames to float32 before testing them.
+constexpr int NIV = 2;
 
-// The thresholds in the frame's own type, so that the vectorised pass compares without
-// converting: v is invalid when v == dummy_t (if has_dummy) or v > sat_t (if has_sat).
 template <class T>
-struct Thresholds {
-    bool has_dummy = false, has_sat = false, force = false;
-    T dummy_t{}, sat_t{};
-    Thresholds(bool check_dummy, double dummy, bool check_sat, double sat) {
-        if constexpr (std::is_integral_v<T>) {
-            const double lo = static_cast<double>(std::numeric_limits<T>::lowest());
-            const double hi = static_cast<double>(std::numeric_limits<T>::max());
-            if (check_dummy && dummy == std::floor(dummy) && dummy >= lo && dummy <= hi) {
-                has_dummy = true;
-                dummy_t = static_cast<T>(dummy);
+struct Rules {
+    using C = std::conditional_t<std::is_floating_point_v<T>, float, T>;  // comparison type
+    C lo[NIV], hi[NIV];  // unused intervals are empty: lo = max, hi = lowest
+    bool check_sat = false, has_sat = false, force = false;
+    double sat = 0;
+    T sat_t{};
+    Rules(int n_iv, const double* iv, bool check_sat_, double sat_) : check_sat(check_sat_), sat(sat_) {
+        for (int i = 0; i < NIV; ++i) {
+            lo[i] = std::numeric_limits<C>::max();
+            hi[i] = std::numeric_limits<C>::lowest();
+            if (i < n_iv) {  // bounds are exact values of C (the caller clamps them to the type)
+                lo[i] = static_cast<C>(iv[2 * i]);
+                hi[i] = static_cast<C>(iv[2 * i + 1]);
             }
-            if (check_sat && !(sat >= hi)) {  // v > sat <=> v > floor(sat) for integers
+        }
+        if constexpr (std::is_integral_v<T>) {
+            const double low = static_cast<double>(std::numeric_limits<T>::lowest());
+            const double top = static_cast<double>(std::numeric_limits<T>::max());
+            if (check_sat && !(sat >= top)) {  // v > sat <=> v > floor(sat) for integers
                 const double s = std::floor(sat);
-                if (s < lo) {
+                if (s < low) {
                     force = true;  // every value is above: let the exact pass flag them all
                 } else {
                     has_sat = true;
@@ -50,12 +53,22 @@ struct Thresholds {
                 }
             }
         } else {
-            // floating frames: flagged through the exact (scalar) test in the fix-up pass
-            has_dummy = check_dummy;
+            // floating frames: flagged here, decided by the exact (scalar) test in the fix-up pass
             has_sat = check_sat;
-            dummy_t = static_cast<T>(dummy);
             sat_t = static_cast<T>(sat);
         }
+    }
+    // v is invalid (exact test)
+    inline bool invalid(T v) const {
+        bool bad = check_sat && (static_cast<double>(v) > sat);
+        if constexpr (std::is_floating_point_v<T>) {
+            const float c = static_cast<float>(v);
+            bad |= !std::isfinite(c);
+            for (int i = 0; i < NIV; ++i) bad |= (c >= lo[i]) & (c <= hi[i]);
+        } else {
+            for (int i = 0; i < NIV; ++i) bad |= (v >= lo[i]) & (v <= hi[i]);
+        }
+        return bad;
     }
 };
 
@@ -71,10 +84,12 @@ inline float to_float(T v) {
 }
 
 template <class T>
-long long prepare(const T* frames, long long n, long long npix, const float* dark, int check_dummy,
-                  double dummy, int check_sat, double sat, float* X, long long* bad, long long cap) {
+long long prepare(const T* frames, long long n, long long npix, const float* dark, int n_iv,
+                  const double* iv, int check_sat, double sat, const uint8_t* unlisted, float* X,
+                  long long* bad, long long cap) {
     long long count = 0;
-    const Thresholds<T> th(check_dummy, dummy, check_sat, sat);
+    const Rules<T> th(n_iv, iv, check_sat, sat);
+    using C = typename Rules<T>::C;
     float tmp[TILE * 64];  // (f, p) tile of up to 64 frames, converted and dark-subtracted
     for (long long f0 = 0; f0 < n; f0 += 64) {
         const long long nf = n - f0 < 64 ? n - f0 : 64;
@@ -89,16 +104,18 @@ long long prepare(const T* frames, long long n, long long npix, const float* dar
                     const T v = src[p];
                     row[p] = to_float(v) - dark[p0 + p];
                     if constexpr (std::is_same_v<T, uint32_t>) flag |= (v >> 31);
-                    if constexpr (std::is_floating_point_v<T>) flag |= !(v - v == 0);  // inf, nan
-                    if (th.has_dummy) flag |= (v == th.dummy_t);
+                    const C c = static_cast<C>(v);
+                    if constexpr (std::is_floating_point_v<T>) flag |= !(c - c == 0);  // inf, nan
+                    for (int i = 0; i < NIV; ++i) flag |= (c >= th.lo[i]) & (c <= th.hi[i]);
                     if (th.has_sat) flag |= (v > th.sat_t);
                 }
                 if (flag) {  // rare: exact conversion and exact validity test, one pixel at a time
                     for (long long p = 0; p < np_; ++p) {
                         const T v = src[p];
                         row[p] = static_cast<float>(v) - dark[p0 + p];
-                        if (invalid(v, check_dummy, dummy, check_sat, sat)) {
+                        if (th.invalid(v)) {
                             row[p] = 0.0f;
+                            if (unlisted[p0 + p]) continue;
                             if (count < cap) bad[count] = (f0 + f) * npix + p0 + p;
                             ++count;
                         }
@@ -122,9 +139,9 @@ extern "C" {
 
 #define GP_PREPARE(NAME, T)                                                                      \
     long long NAME(const T* frames, long long n, long long npix, const float* dark,              \
-                   int check_dummy, double dummy, int check_sat, double sat, float* X,           \
-                   long long* bad, long long cap) {                                               \
-        return prepare<T>(frames, n, npix, dark, check_dummy, dummy, check_sat, sat, X, bad, cap); \
+                   int n_iv, const double* iv, int check_sat, double sat, const uint8_t* unlisted, \
+                   float* X, long long* bad, long long cap) {                                     \
+        return prepare<T>(frames, n, npix, dark, n_iv, iv, check_sat, sat, unlisted, X, bad, cap); \
     }
 GP_PREPARE(csr_prepare_u16, uint16_t)
 GP_PREPARE(csr_prepare_u32, uint32_t)

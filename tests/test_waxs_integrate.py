@@ -58,7 +58,7 @@ def assert_same(ours: np.ndarray, res) -> None:
     np.testing.assert_allclose(ours[~empty], res.intensity[~empty], rtol=1e-5)
 
 
-@pytest.mark.parametrize("split", ["bbox", "no"])
+@pytest.mark.parametrize("split", ["bbox", "no", "full"])
 @pytest.mark.parametrize(
     "corrections",
     [dict(pol=None, solid=False, use_dark=False), dict(pol=0.95, solid=True, use_dark=True)],
@@ -237,3 +237,93 @@ def test_compiled_and_numpy_paths_agree(setup, monkeypatch, dtype):
         with np.errstate(invalid="ignore", divide="ignore"):
             ours = np.where(compiled[1][k] > 0, compiled[0][k] / compiled[1][k], np.nan).astype(np.float32)
         assert_same(ours, res)
+
+
+def flagged_ai(dummy=-2.0, delta_dummy=1.5) -> AzimuthalIntegrator:
+    """make_ai() with a detector that carries a dummy, as pyFAI's Pilatus/Eiger definitions do."""
+    ai = make_ai()
+    ai.detector.dummy, ai.detector.delta_dummy = dummy, delta_dummy
+    return ai
+
+
+def defaults_reference(ai, frame, **kw):
+    """integrate2d with pyFAI's defaults for invalid pixels (detector mask and dummies)."""
+    return ai.integrate2d(frame, NPT_Q, NPT_AZ, unit="q_A^-1", radial_range=Q_RANGE, azimuth_range=(-180, 180),
+                          method=("bbox", "csr", "cython"), **kw)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.float32, np.float64, np.uint16, np.uint32])
+def test_detector_dummies_as_integrate2d(setup, dtype):
+    """Dectris flags (-1 gaps, -2 bad; 2**32-2 .. -1 and 2**16-3 .. -1 in unsigned frames) drop out of
+    signal and normalisation exactly where pyFAI's detector dummy (-2 +- 1.5) drops them."""
+    frames, _, dark, flat = setup
+    rng = np.random.default_rng(3)
+    frames = frames.astype(dtype)
+    top = np.iinfo(dtype).max if np.issubdtype(dtype, np.unsignedinteger) else None
+    for k in range(len(frames)):
+        gaps, bad = rng.random(SHAPE) < 0.05, rng.random(SHAPE) < 0.06
+        if top is None:
+            frames[k][gaps], frames[k][bad] = -1, -2
+            frames[k, 7, :20] = -3 if np.issubdtype(dtype, np.signedinteger) else -0.4  # -3 is invalid, -0.4 is not
+        else:
+            frames[k][gaps], frames[k][bad] = top, top - 1
+            frames[k, 7, :20] = top - 2 if dtype == np.uint16 else top - 127  # both round to the dummy
+            frames[k, 8, :20] = top - 3 if dtype == np.uint16 else top - 300  # neither does
+    kw = dict(npt_q=NPT_Q, npt_azimuth=NPT_AZ, q_range=Q_RANGE, dark=dark, flat=flat, device="cpu")
+    cakes = CakeIntegrator(flagged_ai(), **kw).integrate(frames)
+    ignored = CakeIntegrator(flagged_ai(), dummy=None, **kw).integrate(frames)
+    for k, frame in enumerate(frames):
+        res = defaults_reference(flagged_ai(), frame, dark=dark, flat=flat)
+        assert_same(cakes[k], res)
+        assert np.nanmax(np.abs(ignored[k] - res.intensity)) > 0.01 * np.nanmax(res.intensity)  # flags matter
+
+
+@pytest.mark.parametrize("dummy, delta_dummy", [(0.0, None), (5.0, 2.0), (-1.0, None)])
+def test_explicit_dummy_as_integrate2d(setup, dummy, delta_dummy):
+    """[integration] dummy / delta_dummy: pyFAI's integrate2d(dummy=..., delta_dummy=...), None = exact."""
+    frames, mask, _, _ = setup
+    frames = frames.astype(np.float32)
+    rng = np.random.default_rng(5)
+    for frame in frames:  # exactly the dummy, and just inside / outside its tolerance
+        for offset in (0.0, 0.9 * (delta_dummy or 0), 1.1 * (delta_dummy or 0) + 0.5):
+            frame[rng.random(SHAPE) < 0.03] = dummy + offset
+    ci = CakeIntegrator(flagged_ai(), npt_q=NPT_Q, npt_azimuth=NPT_AZ, q_range=Q_RANGE, mask=mask,
+                        dummy=dummy, delta_dummy=delta_dummy)
+    cakes = ci.integrate(frames)
+    for k, frame in enumerate(frames):
+        res = defaults_reference(flagged_ai(), frame, mask=mask, dummy=dummy, delta_dummy=delta_dummy)
+        assert_same(cakes[k], res)
+
+
+def test_flat_meeting_the_dummy_is_invalid(setup):
+    """pyFAI also applies the dummy test to the flat field: those pixels are invalid in every frame."""
+    frames, _, _, flat = setup
+    flat = flat.copy()
+    flat[100:110, 30:200] = -1.0  # within -2 +- 1.5
+    frames = frames.astype(np.int32)
+    ci = CakeIntegrator(flagged_ai(), npt_q=NPT_Q, npt_azimuth=NPT_AZ, q_range=Q_RANGE, flat=flat)
+    for k, cake in enumerate(ci.integrate(frames)):
+        assert_same(cake, defaults_reference(flagged_ai(), frames[k], flat=flat))
+
+
+def test_delta_dummy_needs_numeric_dummy():
+    with pytest.raises(ValueError, match="delta_dummy needs a numeric dummy"):
+        CakeIntegrator(flagged_ai(), npt_q=10, npt_azimuth=10, q_range=Q_RANGE, delta_dummy=1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int16])
+@pytest.mark.parametrize("dummy, delta", [(-2.0, 1.5), (7.0, 0.3), (100.0, 0.0), (65534.0, 1.5)])
+def test_intervals_are_pyfai_rule_on_every_value(dtype, dummy, delta):
+    """invalid_intervals equals |float32(v) - dummy| <= delta (or ==) over a dtype's whole range."""
+    from gpuproc.waxs.invalid_pixels import DummyRule, invalid_intervals
+
+    values = np.arange(np.iinfo(dtype).min, np.iinfo(dtype).max + 1).astype(dtype)
+    rule = DummyRule(np.float32(dummy), np.float32(delta))
+    v32 = values.astype(np.float32)
+    expected = (v32 == rule.dummy) if delta == 0 else (np.abs(v32 - rule.dummy) <= rule.delta)
+    if np.issubdtype(dtype, np.unsignedinteger):
+        expected |= values == np.iinfo(dtype).max
+    got = np.zeros(values.shape, bool)
+    for lo, hi in invalid_intervals(np.dtype(dtype), rule):
+        got |= (values >= lo) & (values <= hi)
+    np.testing.assert_array_equal(got, expected)

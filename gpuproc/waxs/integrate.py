@@ -18,8 +18,9 @@ rounding; gpuproc adds the unsigned dtype maximum and an optional saturation thr
 Conventions
 -----------
 - Cakes are float32 arrays ``(n_frames, npt_azimuth, npt_q)`` (pyFAI's ``intensity`` layout).
-- Empty bins (zero normalisation: no valid pixel contributes) are NaN. pyFAI writes its
-  ``empty`` value (0.0 by default) there instead.
+- Empty bins (normalisation not > 0: no valid pixel contributes) are NaN. pyFAI writes its
+  ``empty`` value (0.0 by default) there instead. (pyFAI's full split gives a few bins at the
+  chi seam a negative total weight; pyFAI divides there, gpuproc leaves them empty.)
 - ``q`` holds radial bin centres in the chosen unit (``"q_A^-1"`` or ``"q_nm^-1"``).
 - ``azimuth`` holds bin centres in degrees in pyFAI's chi convention: chi is measured in the
   detector plane from the horizontal axis through the beam centre, range [-180, 180) when
