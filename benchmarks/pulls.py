@@ -37,7 +37,7 @@ def pull_stats(fit: np.ndarray, err: np.ndarray, truth: np.ndarray, period: floa
     p = d / np.asarray(err, float)
     p = p[np.isfinite(p)]
     return {"n": int(p.size), "pull_mean": round(float(np.mean(p)), 3), "pull_sd": round(float(np.std(p)), 3),
-            "median_rel_error": round(float(np.nanmedian(np.abs(err / truth))), 5) if period is None else None}
+            "median_error": float(f"{np.nanmedian(err):.4g}")}
 
 
 def waxs_pulls(work: Path, seeds: tuple[int, ...] = (0, 1)) -> dict[str, dict[str, float]]:

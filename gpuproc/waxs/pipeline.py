@@ -23,6 +23,7 @@ import numpy as np
 
 from gpuproc.backend import to_numpy
 from gpuproc.fit import Status, fit
+from gpuproc.fit.models.gauss2d_polar import wrap_deg
 from gpuproc.io.results import ResultLayout, ResultStore, Variable
 from gpuproc.io.store import Scan, open_frames_scan, open_scan
 from gpuproc.run.blocks import RunSpec, StoreBlocks
@@ -216,7 +217,7 @@ def layout(ctx: Context, scan: Scan) -> ResultLayout:
         "c": (lu, "lattice parameter c (NaN without 00l reflections)"),
         "strain": ("1", "Williamson-Hall microstrain eps (FWHM)"),
         "size": ("nm", "Williamson-Hall crystallite size s = 2 pi K / dq0"),
-        "orientation": ("deg", "in-plane orientation (phi0 of the orientation reflection)"),
+        "orientation": ("deg", "in-plane orientation (phi0 of the orientation reflection, from every in-plane spot)"),
         "disorder": ("rad", "orientational disorder sqrt(dphi^2 - (dq0/q0)^2 - eps^2), error-weighted mean over WAXS spots"),
         "a_sc": (lu, "superlattice parameter <a_SC> (mean over SAXS directions)"),
     }
@@ -370,13 +371,7 @@ def derive_maps(ctx: Context, fits: dict[str, np.ndarray]) -> dict[str, np.ndarr
     to_nm = 0.1 if ctx.length_unit == "A" else 1.0
     out.update(strain=wh.strain, strain_err=wh.strain_err, size=wh.size * to_nm, size_err=wh.size_err * to_nm,
                wh_flag=np.asarray(wh.flag, np.uint8))
-    o = _orientation_index(ctx)
-    if o is None:
-        out.update(orientation=np.full(n, np.nan), orientation_err=np.full(n, np.nan))
-    else:
-        ref = float(np.mean(refl[o].azimuth_range))
-        est = derive.orientation(fits["phi0"][o], fits["phi0_err"][o], period=d.orientation_period, reference=ref)
-        out.update(orientation=est.value, orientation_err=est.error)
+    out["orientation"], out["orientation_err"] = _orientation(ctx, fits, lat.a, lat.b, n)
     out["disorder"], out["disorder_err"] = _disorder(fits, wx, q0, q0e, wh)
     sx = ctx.saxs
     if sx:
@@ -387,6 +382,44 @@ def derive_maps(ctx: Context, fits: dict[str, np.ndarray]) -> dict[str, np.ndarr
     else:
         out.update(a_sc=np.full(n, np.nan), a_sc_err=np.full(n, np.nan))
     return {k: np.asarray(v, dtype=np.uint8 if k == "wh_flag" else np.float32) for k, v in out.items()}
+
+
+def _orientation(ctx: Context, fits: dict[str, np.ndarray], a: np.ndarray, b: np.ndarray,
+                 n: int) -> tuple[np.ndarray, np.ndarray]:
+    """In-plane orientation per position: the error-weighted mean over every in-plane WAXS spot
+    (l = 0) of its phi0 minus its angle from the orientation reflection, atan2(k/b, h/a) with the
+    position's a and b (Friedel mates at 180 degrees, 110-type spots near 45); the sense of the
+    angles is taken from the job's windows (a mirrored detector flips it). Error: the combined
+    phi0 errors (the a, b uncertainty of the angles is negligible: < 0.01 degree)."""
+    o = _orientation_index(ctx)
+    if o is None:
+        return np.full(n, np.nan), np.full(n, np.nan)
+    refl, period = ctx.job.reflections, ctx.job.derive.orientation_period
+    h0, k0 = refl[o].hkl[:2]
+    centre = {i: float(np.mean(r.azimuth_range)) for i, r in enumerate(refl)}
+    with np.errstate(all="ignore"):
+        aa, bb = np.where(np.isfinite(a), a, np.nanmedian(a)), np.where(np.isfinite(b), b, np.nanmedian(b))
+        values, weights = [], []
+        for i in ctx.waxs:
+            h, k, l = refl[i].hkl
+            if l != 0 or (h, k) == (0, 0):
+                continue
+            nominal = np.degrees(np.arctan2(k, h) - np.arctan2(k0, h0))
+            seen = centre[i] - centre[o]
+            sense = 1.0 if abs(wrap_deg(seen - nominal)) <= abs(wrap_deg(seen + nominal)) else -1.0
+            angle = np.degrees(np.arctan2(k / bb, h / aa) - np.arctan2(k0 / bb, h0 / aa))
+            est = derive.orientation(fits["phi0"][i] - sense * angle, period=period, reference=centre[o])
+            err = fits["phi0_err"][i]
+            ok = np.isfinite(est.value) & np.isfinite(err) & (err > 0)
+            values.append(np.where(ok, est.value, 0.0))
+            weights.append(np.where(ok, err**-2.0, 0.0))
+        v, w = np.array(values), np.array(weights)
+        # every estimate onto the branch (mod period) of the best-measured one at that position
+        anchor = np.take_along_axis(v, np.argmax(w, axis=0)[None], axis=0)
+        v = anchor + (v - anchor) - period * np.round((v - anchor) / period)
+        total = w.sum(axis=0)
+        mean = derive.orientation((w * v).sum(axis=0) / total, period=period, reference=centre[o]).value
+    return np.where(total > 0, mean, np.nan), np.where(total > 0, total**-0.5, np.nan)
 
 
 def _orientation_index(ctx: Context) -> int | None:
