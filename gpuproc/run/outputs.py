@@ -164,6 +164,10 @@ def remove_store(path: Path) -> None:
     shutil.rmtree(path)
 
 
+def _foreign(path: Path, found: Found) -> OutputRefused:
+    return OutputRefused(f"{path}: refusing to write there: it is {found.text}; choose a new path or an empty folder")
+
+
 def check_run_output(job: Any) -> Found:
     """Refuse, before any work, a ``[job] output`` that must not be written: unsafe
     (:func:`refuse_unsafe`), holding anything but a results store of the job's pipeline, or such
@@ -179,7 +183,7 @@ def check_run_output(job: Any) -> Found:
     if found.kind in ("absent", "empty"):
         return found
     if found.kind != "results" or found.pipeline != pipeline:
-        raise OutputRefused(f"{out}: refusing to write there: it is {found.text}; choose a new path or an empty folder")
+        raise _foreign(out, found)
     if "config" in found.attrs and not job.job.resume and not job.job.overwrite:
         raise OutputRefused(f"{out}: a gpuproc {pipeline} results store exists and [job] resume = false; set "
                             "[job] overwrite = true (or --overwrite) to replace it, or choose another output")
@@ -237,7 +241,7 @@ def check_ingest_target(final: Path, kind: str, inputs: dict[str, str], overwrit
     if found.kind in ("absent", "empty"):
         return
     if found.kind != kind:
-        raise OutputRefused(f"{final}: refusing to write there: it is {found.text}; choose a new path or an empty folder")
+        raise _foreign(final, found)
     if not overwrite:
         raise FileExistsError(f"{final}: {found.text} already exists (pass --overwrite / overwrite=True to replace it)")
     check_removable(final)
