@@ -2,19 +2,24 @@
 
 Model selection
 ---------------
-For N = 1 .. ``max_peaks`` each spectrum is fitted with the ``gauss1d`` engine; the N-peak fit
-starts from the (N-1)-peak result plus a new peak at the largest (smoothed, noise-weighted)
-residual, so a shoulder or a second maximum is where the search starts. Each fit is scored by the
-Bayesian information criterion with k = 3N + n_background parameters and n valid channels:
+For N = 1 .. ``max_peaks`` each spectrum is fitted with the ``gauss1d`` engine. The 1-peak fit
+starts from a baseline that peaks cannot pull up (a clipped quadratic fit) and the highest smoothed
+feature above it, so sloped and curved backgrounds do not capture the start; the N-peak fit starts
+from the (N-1)-peak result plus a new peak at the largest (smoothed, noise-weighted) residual, so
+a shoulder or a second maximum is where the search starts. Each fit, and the background alone
+(N = 0), is scored by the Bayesian information criterion with k = 3N + n_background parameters and
+n valid channels:
 
 * least squares: ``BIC = n ln(RSS_w / n) + k ln n`` (Gaussian likelihood with the noise scale
   free; RSS_w is the weighted residual sum of squares),
 * Poisson: ``BIC = D + k ln n`` with the deviance ``D = 2 sum(y ln(y/mu) - (y - mu))``.
 
-A fit can only be chosen when it converged, every peak has ``amplitude / error >=
-min_significance``, every centre lies inside the energy window and every sigma is below a
-quarter of the window (broader "peaks" are background). The admissible fit with the lowest BIC
-wins; a pixel with no admissible fit (dark, no emission) gets ``n_peaks = 0`` and NaN values.
+A fit can only be chosen when it converged, its BIC is below the background's, every peak has
+``amplitude / error`` and ``area / error`` of at least ``min_significance``, every centre lies
+inside the energy window and every sigma is between one mean channel spacing (narrower: not
+resolved) and a quarter of the window (broader "peaks" are background). The admissible fit with
+the lowest BIC wins; a pixel with no admissible fit (dark, no emission) gets ``n_peaks = 0`` and
+NaN values. On emission-free CCD spectra fewer than 0.1 % get a peak.
 
 The (N+1)-peak fit is only tried on pixels whose N-peak fit is admissible: it starts from that
 fit, and a pixel whose N-peak fit failed or holds an insignificant peak (dark pixels, a spurious
@@ -43,6 +48,7 @@ from gpuproc.pl.spectra import check_axis, ndimage_module
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 SQRT_2PI = np.sqrt(2.0 * np.pi)
 N_BACKGROUND = {"none": 0, "constant": 1, "linear": 2}
+BASELINE_ITERATIONS = 30  #: clip-and-refit passes of the starting background
 
 
 @dataclass
@@ -65,7 +71,7 @@ class PeakMaps:
     centroid: Any  #: background-subtracted, model-free intensity-weighted mean energy, eV
     n_peaks: Any  #: int8, peaks chosen (0: no admissible fit)
     chi2: Any  #: reduced chi-square (or deviance per dof) of the chosen fit
-    status: Any  #: uint8 Status of the chosen fit (of the 1-peak fit where n_peaks == 0)
+    status: Any  #: uint8 Status of the chosen fit; n_peaks == 0: NO_PEAK, or the 1-peak fit's if the background failed too
     bic: Any  #: (..., max_peaks) BIC of the 1..max_peaks fits (inf where not admissible)
     peak_energy: Any  #: (..., max_peaks) eV
     peak_energy_err: Any
@@ -124,16 +130,17 @@ def fit_peaks(
     y = y.reshape(-1, y.shape[-1])
     w = _weights(weights, y, xp)
     opts = dict(estimator=estimator, device=device)
-    results, scores, p0 = [], [], None
+    results, scores, p0 = [], [], _first_start(y, e, background, estimator, xp)
+    bic0 = _background_bic(y, e, w, p0, background, opts, xp)
     tried = xp.ones(y.shape[0], dtype=bool)
     for n in range(1, max_peaks + 1):
         r = _fit_rows(y, e, w, tried, get_model("gauss1d", n_peaks=n, background=background), p0, opts, xp)
-        admissible = tried & _admissible(r, e, min_significance, xp)
+        admissible = tried & _admissible(r, e, min_significance, xp) & (_bic(r, y, e, w, xp) < bic0)
         results.append(r)
         scores.append(xp.where(admissible, _bic(r, y, e, w, xp), xp.inf))
         if n < max_peaks:
             tried, p0 = admissible, _next_start(r, y, e, w, xp)
-    maps = _select(results, xp.stack(scores, axis=-1), y, e, max_peaks, xp)
+    maps = _select(results, xp.stack(scores, axis=-1), xp.isfinite(bic0), y, e, max_peaks, xp)
     return PeakMaps(**{k: v.reshape(batch + v.shape[1:]) for k, v in maps.items()})
 
 
@@ -172,8 +179,33 @@ def _model(r: FitResult, e: Any, xp: ModuleType) -> Any:
     return r.model.evaluate(e[None, :], xp.asarray(r.params, dtype=np.float64), xp)
 
 
-def _bic(r: FitResult, y: Any, e: Any, w: Any, xp: ModuleType) -> Any:
-    """BIC of each fit (see the module docstring); inf where the fit has no valid points."""
+def _background_bic(y: Any, e: Any, w: Any, p0: Any, background: str, opts: dict[str, Any], xp: ModuleType) -> Any:
+    """BIC of the background alone (no peak), per spectrum; inf where it cannot be computed.
+
+    Fitted as the 1-peak model with the amplitude held at 0 (centre and width then do not count),
+    starting from the background of ``p0``; with no background the model is 0 (least squares) or
+    not scored (Poisson).
+    """
+    model = get_model("gauss1d", n_peaks=1, background=background)
+    start = xp.asarray(p0, dtype=np.float32).copy()
+    start[:, 0] = 0.0
+    if background == "none":
+        r = FitResult(model, params=start, errors=xp.zeros_like(start), chi2=xp.zeros(y.shape[0], dtype=np.float32),
+                      n_iter=xp.zeros(y.shape[0], dtype=np.int32),
+                      status=xp.full(y.shape[0], Status.CONVERGED, dtype=np.uint8), estimator=opts["estimator"],
+                      device=opts["device"])
+        if opts["estimator"] == "poisson":
+            return xp.full(y.shape[0], xp.inf)
+    else:
+        fixed = np.zeros(model.n_params, dtype=bool)
+        fixed[:3] = True
+        r = fit(model, y, e, p0=start, weights=w, fixed=fixed, **opts)
+    return xp.where(r.status == Status.CONVERGED, _bic(r, y, e, w, xp, k=model.n_params - 3), xp.inf)
+
+
+def _bic(r: FitResult, y: Any, e: Any, w: Any, xp: ModuleType, k: int | None = None) -> Any:
+    """BIC of each fit (see the module docstring) with ``k`` free parameters (default: all the
+    model's); inf where the fit has no valid points."""
     valid = xp.isfinite(y) & (w > 0)
     n = valid.sum(axis=-1)
     mu = _model(r, e, xp)
@@ -185,7 +217,7 @@ def _bic(r: FitResult, y: Any, e: Any, w: Any, xp: ModuleType) -> Any:
     else:
         rss = xp.where(valid, w * (yy - mu) ** 2, 0.0).sum(axis=-1)
         misfit = n * xp.log(xp.maximum(rss, 1e-300) / xp.maximum(n, 1))
-    k = r.model.n_params
+    k = r.model.n_params if k is None else k
     return xp.where(n > k, misfit + k * xp.log(xp.maximum(n, 1)), xp.inf)
 
 
@@ -198,13 +230,72 @@ def _peak_params(r: FitResult, xp: ModuleType) -> tuple[Any, Any]:
 
 
 def _admissible(r: FitResult, e: Any, min_significance: float, xp: ModuleType) -> Any:
-    """Converged, significant peaks inside the window and narrower than a quarter of it."""
+    """Converged peaks with height and area both significant, inside the window, narrower than a
+    quarter of it and at least one mean channel spacing wide (narrower ones are not resolved:
+    noise or spikes)."""
     p, s = _peak_params(r, xp)
     lo, hi = float(e.min()), float(e.max())
-    significant = p[..., 0] >= min_significance * s[..., 0]
+    rel_area_err2 = (s[..., 0] / p[..., 0]) ** 2 + (s[..., 2] / p[..., 2]) ** 2
+    significant = (p[..., 0] >= min_significance * s[..., 0]) & (rel_area_err2 * min_significance**2 <= 1.0)
     inside = (p[..., 1] >= lo) & (p[..., 1] <= hi)
-    narrow = p[..., 2] < 0.25 * (hi - lo)
-    return (r.status == Status.CONVERGED) & xp.all(significant & inside & narrow & (s[..., 0] > 0), axis=-1)
+    width = (p[..., 2] < 0.25 * (hi - lo)) & (p[..., 2] >= (hi - lo) / (e.shape[0] - 1))
+    return (r.status == Status.CONVERGED) & xp.all(significant & inside & width & (s[..., 0] > 0), axis=-1)
+
+
+def _first_start(y: Any, e: Any, background: str, estimator: str, xp: ModuleType) -> Any:
+    """Start of the 1-peak fit: the background first, then the peak from what rises above it.
+
+    The background is a quadratic baseline that peaks cannot pull up (modified polynomial fit:
+    fit, clip the spectrum to the fit from above, refit; BASELINE_ITERATIONS times), so a sloped
+    or curved background is not mistaken for the peak, as a level taken from a low quantile is
+    (the "peak" guess then starts at the window's high end). The peak is the highest feature
+    above the baseline (:func:`_peak_guess`); the start background is the straight line (or
+    level) closest to the baseline, raised where needed to stay positive for the Poisson
+    estimator (its likelihood needs a positive model everywhere).
+    """
+    n_bg = N_BACKGROUND[background]
+    ec = e - e.mean()  # centred: well-conditioned fits
+    finite = xp.isfinite(y)
+    fill = xp.where(finite, y, 0.0).sum(axis=-1, keepdims=True) / xp.maximum(finite.sum(axis=-1, keepdims=True), 1)
+    b = xp.where(finite, y, fill).astype(np.float64)
+    quad = xp.stack([xp.ones_like(ec), ec, ec**2], axis=-1)  # (n, 3)
+    solve = xp.linalg.pinv(quad).T  # (n, 3): least-squares quadratic coefficients of a spectrum
+    for _ in range(BASELINE_ITERATIONS):
+        b = xp.minimum(b, (b @ solve) @ quad.T)
+    base = (b @ solve) @ quad.T
+    peak = _peak_guess(xp.where(finite, y, fill) - base, e, xp)
+    lin = quad[:, : max(n_bg, 1)]
+    coef = base @ xp.linalg.pinv(lin).T  # (n_fits, n_bg): the line (level) closest to the baseline
+    if n_bg == 0:
+        return peak.astype(np.float32)
+    line = coef @ lin.T
+    if estimator == "poisson":
+        floor = 1e-3 * xp.where(finite, xp.abs(y), 0.0).max(axis=-1) + 1e-6
+        coef[:, 0] = coef[:, 0] + xp.maximum(floor - line.min(axis=-1), 0.0)
+    bg = [coef[:, 0] - (coef[:, 1] * float(e.mean()) if n_bg == 2 else 0.0)] + ([coef[:, 1]] if n_bg == 2 else [])
+    p0 = xp.concatenate([peak] + [v[:, None] for v in bg], axis=-1)  # background in powers of E
+    return xp.where(xp.isfinite(p0), p0, 0.0).astype(np.float32)
+
+
+def _peak_guess(resid: Any, e: Any, xp: ModuleType) -> Any:
+    """Amplitude, centre and sigma, (n_fits, 3), of the highest feature of ``resid``.
+
+    The residual is smoothed over ``n / 64`` (at least 3) channels, so single noisy channels do
+    not win; the centre is its maximum, the width that of the contiguous run above half of it
+    (between 2 channel spacings and a quarter of the window).
+    """
+    n = e.shape[0]
+    smooth = ndimage_module(xp).uniform_filter1d(resid, max(3, n // 64), axis=-1, mode="nearest")
+    i = xp.argmax(smooth, axis=-1)[:, None]
+    a = xp.maximum(xp.take_along_axis(smooth, i, axis=-1), 0.0)
+    channel = xp.arange(n)[None, :]
+    below = smooth < 0.5 * a
+    left = xp.where(below & (channel < i), channel, -1).max(axis=-1) + 1
+    right = xp.where(below & (channel > i), channel, n).min(axis=-1) - 1
+    spacing = float(xp.abs(e[-1] - e[0])) / (n - 1)
+    fwhm = xp.abs(e[right] - e[left]) + spacing
+    sigma = xp.clip(fwhm / FWHM_PER_SIGMA, 2 * spacing, 0.25 * (n - 1) * spacing)
+    return xp.stack([a[:, 0], e[i[:, 0]], sigma], axis=-1)
 
 
 def _next_start(r: FitResult, y: Any, e: Any, w: Any, xp: ModuleType) -> Any:
@@ -237,8 +328,12 @@ def _median_width(sigma: Any, spacing: float, n: int, xp: ModuleType) -> int:
     return int(min(max(round(channels), 3), max(n // 8, 3)))
 
 
-def _select(results: list[FitResult], bic: Any, y: Any, e: Any, max_peaks: int, xp: ModuleType) -> dict[str, Any]:
-    """Pick the BIC-best admissible fit per pixel and derive the per-pixel and per-peak values."""
+def _select(results: list[FitResult], bic: Any, background_fitted: Any, y: Any, e: Any, max_peaks: int,
+            xp: ModuleType) -> dict[str, Any]:
+    """Pick the BIC-best admissible fit per pixel and derive the per-pixel and per-peak values.
+
+    Without an admissible fit the status is ``NO_PEAK`` where the background alone was fitted (no
+    significant emission: a measurement), else the 1-peak fit's."""
     best = xp.argmin(bic, axis=-1)
     n_peaks = xp.where(xp.isfinite(bic.min(axis=-1)), best + 1, 0).astype(np.int8)
     peaks = xp.stack([_padded(r, max_peaks, xp) for r in results])  # (N, n_fits, max_peaks, 6)
@@ -267,7 +362,8 @@ def _select(results: list[FitResult], bic: Any, y: Any, e: Any, max_peaks: int, 
         "centroid": _centroid(results, best, n_peaks, y, e, xp),
         "n_peaks": n_peaks,
         "chi2": xp.take_along_axis(chi2, fallback[None], axis=0)[0],
-        "status": xp.take_along_axis(status, fallback[None], axis=0)[0],
+        "status": xp.where((n_peaks == 0) & background_fitted, np.uint8(Status.NO_PEAK),
+                           xp.take_along_axis(status, fallback[None], axis=0)[0]).astype(np.uint8),
         "bic": bic,
         "peak_energy": mu, "peak_energy_err": dmu, "peak_fwhm_mev": 1e3 * FWHM_PER_SIGMA * s,
         "peak_amplitude": a, "peak_area": area,

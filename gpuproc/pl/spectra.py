@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from gpuproc.backend import array_namespace
+from gpuproc.pl.noise import NoiseModel
 
 #: h c in eV nm (CODATA 2018, exact): E[eV] = HC_EV_NM / lambda[nm] in vacuum
 HC_EV_NM = 1239.84198
@@ -204,7 +205,11 @@ def _channel_scale(axis: Any, energy: Any, unit: str, jacobian: bool, per_channe
 
 
 def poisson_weights(counts: Any, scale: Any = 1.0) -> Any:
-    """Least-squares weights 1/variance of ``counts * scale`` for Poisson counts.
+    """Least-squares weights 1/variance of ``counts * scale`` for pure Poisson counts.
+
+    The detector noise model with gain 1 and no read noise (:class:`gpuproc.pl.noise.NoiseModel`,
+    which the pipeline uses with the detector's values): each channel's variance comes from its
+    neighbours' mean count, at least 1.
 
     Parameters
     ----------
@@ -217,13 +222,9 @@ def poisson_weights(counts: Any, scale: Any = 1.0) -> Any:
     Returns
     -------
     array
-        ``1 / (scale^2 (max(counts, 0) + 1))`` (the +1 keeps empty channels finite and tempers
-        the low-count bias of the data-based variance); 0 where ``counts`` is not finite.
+        ``1 / (scale^2 max(neighbour mean, 1))``; 0 where ``counts`` is not finite.
     """
-    xp = array_namespace(counts, scale)
-    c = xp.asarray(counts, dtype=np.float64)
-    w = 1.0 / (xp.asarray(scale) ** 2 * (xp.maximum(c, 0.0) + 1.0))
-    return xp.where(xp.isfinite(c), w, 0.0)
+    return NoiseModel().weights(counts, scale)
 
 
 def subtract_dark(data: Any, dark: Any) -> Any:

@@ -6,6 +6,9 @@ two patches, and, optionally, the field-induced red shift of the edges parallel 
 (the x axis) by up to -130 meV with a few meV blue shift elsewhere. Spectra are recorded like a
 real spectrometer: detector counts per channel against a slightly nonlinear wavelength axis
 (grating dispersion), a constant detector bias, Poisson photon noise and a few cosmic-ray spikes.
+With a :class:`CCD` they are recorded like a scientific CCD: uint16 ADU = bias + gain x
+photoelectrons (photons, stray light and a channel-dependent dark current) + Gaussian read
+noise, saturating at the full scale, and a separate stack of dark frames.
 
 All energies are in eV, widths and shifts in meV unless named otherwise. Everything is seeded.
 """
@@ -26,6 +29,37 @@ BIAS_COUNTS = 300.0  # detector bias per channel
 STRAY_COUNTS = 2.0  # mean stray-light photons per channel everywhere
 
 
+@dataclass(frozen=True)
+class CCD:
+    """Readout of a scientific CCD spectrometer (defaults: a typical deep-depletion camera)."""
+
+    bias: float = 600.0  #: offset, ADU
+    gain: float = 0.8  #: ADU per photoelectron
+    read_noise: float = 5.0  #: ADU rms
+    dark_current: float = 4.0  #: mean photoelectrons per channel per exposure (varies 0.5-1.5x over channels)
+    n_dark_frames: int = 20  #: dark frames recorded with the map
+    full_scale: int = 65535  #: saturation, ADU (uint16)
+
+    def dark_electrons(self, n_channels: int) -> np.ndarray:
+        """Mean dark-current electrons of each channel: a smooth pattern over the detector."""
+        u = np.linspace(0.0, 1.0, n_channels)
+        return self.dark_current * (1.0 + 0.5 * np.sin(2 * np.pi * 1.5 * u))
+
+    def dark(self, n_channels: int) -> np.ndarray:
+        """Expected dark spectrum (bias + dark current), ADU."""
+        return self.bias + self.gain * self.dark_electrons(n_channels)
+
+    def read(self, electrons: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """ADU of ``electrons``: bias, gain, read noise, rounded and clipped to 0..full_scale, uint16."""
+        adu = self.bias + self.gain * electrons + rng.normal(0.0, self.read_noise, electrons.shape)
+        return np.clip(np.rint(adu), 0, self.full_scale).astype(np.uint16)
+
+    def dark_frames(self, n_channels: int, rng: np.random.Generator) -> np.ndarray:
+        """``n_dark_frames`` dark frames (shutter closed), (n_frames, n_channels) uint16."""
+        shape = (self.n_dark_frames, n_channels)
+        return self.read(rng.poisson(np.broadcast_to(self.dark_electrons(n_channels), shape)).astype(float), rng)
+
+
 @dataclass
 class MapTruth:
     """Ground truth of a map, per pixel (NaN / 0 outside the crystal)."""
@@ -43,10 +77,11 @@ class MapTruth:
 class PLMap:
     """A synthetic map: counts per channel against wavelength, and its truth."""
 
-    counts: np.ndarray  #: (ny, nx, n_channels) detector counts (bias included), float32
+    counts: np.ndarray  #: (ny, nx, n_channels) detector counts (bias included), float32 (CCD: uint16 ADU)
     wavelength: np.ndarray  #: (n_channels,) nm, ascending, slightly nonlinear
-    dark: np.ndarray  #: (n_channels,) expected dark spectrum (bias + stray light), counts
+    dark: np.ndarray  #: (n_channels,) expected dark spectrum (bias + stray light; CCD: bias + dark current)
     truth: MapTruth
+    dark_frames: np.ndarray | None = None  #: CCD: (n_frames, n_channels) uint16 dark frames
 
 
 @dataclass
@@ -181,7 +216,7 @@ def _make_crystal(rng: np.random.Generator, shape: tuple[int, int]) -> _Crystal:
 
 
 def _render(crystal: _Crystal, wavelength: np.ndarray, shift_mev: np.ndarray, offset: tuple[float, float],
-            photons: float, n_spikes: int, rng: np.random.Generator) -> PLMap:
+            photons: float, n_spikes: int, rng: np.random.Generator, ccd: CCD | None = None) -> PLMap:
     """Counts of the crystal (with ``shift_mev`` in its own frame) displayed at ``offset``."""
     inside_crystal = crystal.distance(offset)
     coverage = 1.0 / (1.0 + np.exp(inside_crystal / 0.5))  # soft edge, 0.5 px
@@ -201,7 +236,7 @@ def _render(crystal: _Crystal, wavelength: np.ndarray, shift_mev: np.ndarray, of
         peaks.append((brightness * f, np.full(crystal.shape, e2), sigma))
         second = np.where(patch, e2, second)
     peaks.insert(0, (brightness * main_fraction, energy, sigma))
-    counts, spikes = _detect(channel_counts(wavelength, peaks), n_spikes, rng)
+    counts, spikes = _detect(channel_counts(wavelength, peaks), n_spikes, rng, ccd)
     inside = inside_crystal < -1.0
     truth = MapTruth(
         energy=np.where(inside, energy, np.nan),
@@ -212,12 +247,19 @@ def _render(crystal: _Crystal, wavelength: np.ndarray, shift_mev: np.ndarray, of
         inside=inside,
         spikes=spikes,
     )
-    return PLMap(counts, wavelength, np.full(wavelength.shape, BIAS_COUNTS + STRAY_COUNTS), truth)
+    if ccd is None:
+        return PLMap(counts, wavelength, np.full(wavelength.shape, BIAS_COUNTS + STRAY_COUNTS), truth)
+    return PLMap(counts, wavelength, ccd.dark(wavelength.size), truth, ccd.dark_frames(wavelength.size, rng))
 
 
-def _detect(expected: np.ndarray, n_spikes: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Poisson photon counts + stray light + bias, and ``n_spikes`` cosmic rays (1-2 channels)."""
-    counts = rng.poisson(expected + STRAY_COUNTS).astype(np.float32) + BIAS_COUNTS
+def _detect(expected: np.ndarray, n_spikes: int, rng: np.random.Generator,
+            ccd: CCD | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Poisson photon counts + stray light + bias, and ``n_spikes`` cosmic rays (1-2 channels);
+    with ``ccd`` read out by it (the cosmic rays' charge in electrons)."""
+    if ccd is None:
+        counts = rng.poisson(expected + STRAY_COUNTS).astype(np.float32) + BIAS_COUNTS
+    else:
+        counts = rng.poisson(expected + STRAY_COUNTS + ccd.dark_electrons(expected.shape[-1])).astype(np.float64)
     flat = counts.reshape(-1, counts.shape[-1])
     spikes = np.zeros(flat.shape, dtype=bool)
     rows = rng.choice(flat.shape[0], size=min(n_spikes, flat.shape[0]), replace=False)
@@ -226,11 +268,13 @@ def _detect(expected: np.ndarray, n_spikes: int, rng: np.random.Generator) -> tu
         w = rng.integers(1, 3)
         spikes[r, c:c + w] = True
         flat[r, c:c + w] += rng.uniform(1000.0, 5000.0)
+    if ccd is not None:
+        counts = ccd.read(counts, rng)
     return counts, spikes.reshape(counts.shape)
 
 
 def pl_map(shape: tuple[int, int] = (24, 24), n_channels: int = 512, *, photons: float = 5e4,
-           edge_shift_mev: float = -130.0, n_spikes: int = 5, seed: int = 0) -> PLMap:
+           edge_shift_mev: float = -130.0, n_spikes: int = 5, ccd: CCD | None = None, seed: int = 0) -> PLMap:
     """One synthetic PL map.
 
     Parameters
@@ -246,6 +290,9 @@ def pl_map(shape: tuple[int, int] = (24, 24), n_channels: int = 512, *, photons:
         Red shift at the crystal edges parallel to the field (top/bottom), meV; 0 for none.
     n_spikes : int
         Cosmic rays in the whole map.
+    ccd : CCD, optional
+        Record like this CCD (uint16 ADU, read noise, dark frames); default: float counts with
+        Poisson noise and a constant bias.
     seed : int
 
     Returns
@@ -255,7 +302,7 @@ def pl_map(shape: tuple[int, int] = (24, 24), n_channels: int = 512, *, photons:
     rng = np.random.default_rng(seed)
     crystal = _make_crystal(rng, shape)
     shift = crystal.edge_shift(edge_shift_mev, 0.0) if edge_shift_mev else np.zeros(shape)
-    return _render(crystal, spectrometer_axis(n_channels), shift, (0.0, 0.0), photons, n_spikes, rng)
+    return _render(crystal, spectrometer_axis(n_channels), shift, (0.0, 0.0), photons, n_spikes, rng, ccd)
 
 
 def pl_map_pair(shape: tuple[int, int] = (24, 24), n_channels: int = 512, *, offset: tuple[float, float] = (2.4, -1.7),
