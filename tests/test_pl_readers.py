@@ -302,3 +302,19 @@ def test_bad_inputs(tmp_path):
         f["axis"].attrs["units"] = "pixel"
     with pytest.raises(ValueError, match="pix.h5: spectral axis in 'pixel'"):
         read_spectra(tmp_path / "pix.h5")
+
+
+def test_job_input_axis_and_laser_keys(tmp_path):
+    """[input] axis (a file beside the job) for a .npy source, laser_nm for a Raman-shift axis."""
+    from gpuproc.pl.job import load_job
+    from gpuproc.pl.pipeline import spectra_store
+
+    np.save(tmp_path / "m.npy", DATA.reshape(1, 3, 16))
+    np.save(tmp_path / "shift.npy", np.linspace(200.0, 2000.0, 16))
+    (tmp_path / "job.toml").write_text('[job]\noutput = "out.zarr"\n[input]\nsource = "m.npy"\naxis = "shift.npy"\n'
+                                       'axis_unit = "cm-1"\nlaser_nm = 532.0\n')
+    job = load_job(tmp_path / "job.toml")
+    assert job.input.axis == tmp_path / "shift.npy" and job.input.laser_nm == 532.0
+    store = spectra_store(job)
+    np.testing.assert_allclose(store.axis, raman_to_wavelength(np.linspace(200.0, 2000.0, 16), 532.0))
+    assert store.attrs["axis_source_unit"] == "cm-1" and store.attrs["laser_nm"] == 532.0

@@ -17,6 +17,7 @@ position in the array:
 from __future__ import annotations
 
 import importlib
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -46,16 +47,27 @@ def read_rsciio(p: Path, data_path: str = "", axis_path: str = "",
     except ImportError as exc:
         raise ImportError(f"{p}: reading {p.suffix} files needs rosettasciio ({exc}); install it with "
                           "`pip install gpuproc[vendor]`") from None
+    handlers = logging.getLogger("rsciio").handlers  # its own stdout handler
+    for h in handlers:
+        h.addFilter(_no_signal_class_warning)
     try:
         signals = module.file_reader(str(p))
     except Exception as exc:  # noqa: BLE001 - the vendor parsers raise anything on a bad file
         raise ValueError(f"{p}: rosettasciio ({plugin}) cannot read it: {type(exc).__name__}: {exc}") from None
+    finally:
+        for h in handlers:
+            h.removeFilter(_no_signal_class_warning)
     for signal in signals:
         found = _spectral_signal(signal)
         if found is not None:
             return _adapted(p, plugin, signal, *found)
     shapes = [tuple(np.shape(s["data"])) for s in signals]
     raise ValueError(f"{p}: holds no spectra (rosettasciio signals {shapes}: none has one signal axis)")
+
+
+def _no_signal_class_warning(record: logging.LogRecord) -> bool:
+    """Drop rosettasciio's "Cannot find package lumispy" (HyperSpy signal classes gpuproc does not use)."""
+    return "Cannot find package" not in record.getMessage()
 
 
 def _spectral_signal(signal: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:

@@ -21,25 +21,31 @@ def pl() -> None:
 @pl.command()
 @click.argument("source", type=click.Path(path_type=Path))
 @click.argument("store", type=click.Path(path_type=Path))
-@click.option("--data-path", default="data", show_default=True, help="Data array in HDF5/NPZ/Zarr sources.")
+@click.option("--data-path", default="data", show_default=True,
+              help="Data array in HDF5/NPZ/Zarr sources (or SOURCE as file.h5::/path).")
 @click.option("--axis-path", default="axis", show_default=True, help="Spectral-axis array in HDF5/NPZ/Zarr.")
-@click.option("--axis-unit", type=click.Choice(["nm", "eV"]), default=None, help="Unit of the axis (default: file's).")
+@click.option("--axis-unit", type=click.Choice(["nm", "eV", "cm-1"]), default=None, help="Unit of the axis (default: file's).")
+@click.option("--axis", "axis_file", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Spectral axis file (.npy or text) for sources without one (.npy).")
+@click.option("--laser-nm", type=float, default=None, help="Laser wavelength for Raman-shift axes (default: file's).")
 @click.option("--mode", type=click.Choice(["map", "timeseries"]), default=None,
-              help="Default: 3D data are a map, 2D a time series.")
+              help="Default: the file's; else 3D data (and single spectra) a map, 2D a time series.")
 @click.option("--shape", type=(int, int), default=None, help="NY NX of a map stored as a list of spectra.")
 @click.option("--step-um", type=(float, float), default=None, help="DY DX map step in um.")
 @click.option("--time-step", type=float, default=None, help="Seconds between spectra of a time series.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store.")
-def ingest(source: Path, store: Path, data_path: str, axis_path: str, axis_unit: str | None, mode: str | None,
-           shape: tuple[int, int] | None, step_um: tuple[float, float] | None, time_step: float | None,
-           overwrite: bool) -> None:
-    """Copy spectra from SOURCE (HDF5, npy/npz, text, Zarr, SIF, WDF/XML) into a Zarr STORE."""
+def ingest(source: Path, store: Path, data_path: str, axis_path: str, axis_unit: str | None, axis_file: Path | None,
+           laser_nm: float | None, mode: str | None, shape: tuple[int, int] | None,
+           step_um: tuple[float, float] | None, time_step: float | None, overwrite: bool) -> None:
+    """Copy spectra from SOURCE (HDF5, npy/npz, text, Zarr, SIF, SPE, and rosettasciio's formats:
+    WDF, LabSpec XML, hspy, ...) into a Zarr STORE."""
     from gpuproc.pl.ingest import ingest_spectra
 
     try:
-        out = ingest_spectra(source, store, data_path=data_path, axis_path=axis_path, axis_unit=axis_unit, mode=mode,
-                             shape=shape, step_um=step_um, time_step_s=time_step, overwrite=overwrite)
-    except (FileNotFoundError, FileExistsError, ValueError) as exc:
+        out = ingest_spectra(source, store, data_path=data_path, axis_path=axis_path, axis=axis_file,
+                             axis_unit=axis_unit, laser_nm=laser_nm, mode=mode, shape=shape, step_um=step_um,
+                             time_step_s=time_step, overwrite=overwrite)
+    except (FileNotFoundError, FileExistsError, ValueError, ImportError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"wrote {out}")
 

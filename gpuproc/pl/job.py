@@ -8,17 +8,25 @@ Sections and keys (defaults in brackets)::
                 executor ["threads"|"local-cluster"|"cuda"|"slurm"|"scheduler:ADDRESS"],
                 n_workers, scheduler_address (where the blocks run: gpuproc.run.settings)
     [input]     source (spectra file or ingested store, required), data_path ["data"],
-                axis_path ["axis"], axis_unit ("nm"|"eV"; default: the file's, else nm),
+                axis_path ["axis"], axis_unit ("nm"|"eV"|"cm-1"; default: the file's, else nm),
+                axis (the spectral axis, for sources without one such as .npy: a list of values
+                or a .npy/text file), laser_nm (excitation wavelength, nm, for Raman-shift
+                axes; default the file's),
                 store (where a raw source is ingested; default <output stem>.spectra.zarr),
                 mode ["map"|"timeseries"], shape ([ny, nx] for flat spectra lists),
                 step_um ([dy, dx] um; default the file's, else [1, 1]),
                 time_step_s (s per spectrum of a time series; default the file's, else 1),
                 second (a second map of the same sample for a shift map), events (list of
                 {time = s, label = "..."} tables; default the file's)
-    [spectra]   dark (spectrum file with the same axis, or a number of counts per channel),
+    [spectra]   dark (counts per channel, or a file in any reader's syntax, "file.h5::/dark"
+                for a dataset, e.g. in the map's own file; checked against the spectra's
+                channels, axis and order: gpuproc.io.dark),
                 per_channel [true] (data are counts per channel -> counts per eV),
                 jacobian [true], medium ["vacuum"|"air"], n_air, energy_range ([e_min, e_max] eV),
-                remove_spikes [true], weights ["poisson"|"none"]
+                remove_spikes [true], weights ["poisson"|"none"] ("poisson": 1 / the detector
+                variance gain x signal + read_noise^2), gain (ADU per photoelectron), read_noise
+                (ADU rms), bias (ADU, subtracted when there is no dark) -- each a number or
+                ["auto"]: estimated from the dark and the spectra (gpuproc.pl.noise)
     [fit]       max_peaks [3], background ["linear"|"constant"|"none"], estimator ["lsq"|"poisson"],
                 min_significance [3.0]
     [maps]      intensity_threshold [0.2]: pixels whose integrated intensity exceeds this fraction
@@ -39,6 +47,7 @@ from typing import Any, Literal
 from gpuproc.config import ConfigError, from_dict, load_toml
 from gpuproc.pl.timeseries import ResponseChoice
 from gpuproc.run.settings import ExecutionKeys, SlurmSection
+from gpuproc.run.validate import at_least
 
 
 @dataclass
@@ -54,8 +63,7 @@ class JobSection(ExecutionKeys):
     overwrite: bool = False  #: replace an existing results store this job does not resume (only one gpuproc wrote)
 
     def __post_init__(self) -> None:
-        if self.batch_rows < 1:
-            raise ValueError(f"batch_rows must be >= 1, got {self.batch_rows}")
+        at_least("[job] batch_rows", self.batch_rows, 1)
         super().__post_init__()
 
 
@@ -74,7 +82,9 @@ class InputSection:
     source: Path
     data_path: str = "data"
     axis_path: str = "axis"
-    axis_unit: Literal["nm", "eV"] | None = None
+    axis_unit: Literal["nm", "eV", "cm-1"] | None = None
+    axis: Path | list[float] | None = None
+    laser_nm: float | None = None
     store: Path | None = field(default=None, metadata={"output": True})  #: written by the run, not an input
     mode: Literal["map", "timeseries"] = "map"
     shape: tuple[int, int] | None = None
@@ -96,6 +106,15 @@ class SpectraSection:
     energy_range: tuple[float, float] | None = None
     remove_spikes: bool = True
     weights: Literal["poisson", "none"] = "poisson"
+    gain: float | Literal["auto"] = "auto"
+    read_noise: float | Literal["auto"] = "auto"
+    bias: float | Literal["auto"] = "auto"
+
+    def __post_init__(self) -> None:
+        for key in ("gain", "read_noise"):
+            value = getattr(self, key)
+            if value != "auto" and not value > (0 if key == "gain" else -1e-300):
+                raise ValueError(f"{key} must be 'auto' or a number > {'0' if key == 'gain' else '= 0'}, got {value}")
 
 
 @dataclass
@@ -171,7 +190,7 @@ def _resolved(job: PLJob, base: Path) -> PLJob:
         job,
         job=replace(job.job, output=fix(job.job.output), figures=fix(job.job.figures)),
         input=replace(job.input, source=fix(job.input.source), store=fix(job.input.store),
-                      second=fix(job.input.second)),
+                      second=fix(job.input.second), axis=fix(job.input.axis)),
         spectra=replace(job.spectra, dark=fix(job.spectra.dark)),
         slurm=replace(job.slurm, log_directory=fix(job.slurm.log_directory)),
     )
