@@ -34,7 +34,7 @@ def timed_run(job_file: Path, name: str, executor: str, n_workers: int | None = 
     """Wall seconds of one full run of the job under ``executor`` into ``<name>.zarr``."""
     job = load_job(job_file)
     job.job.output = job_file.with_name(f"{name}.zarr")
-    job.job.executor, job.job.n_workers, job.job.resume = executor, n_workers, False
+    job.job.executor, job.job.n_workers, job.job.resume, job.job.overwrite = executor, n_workers, False, True
     t0 = time.perf_counter()
     run_waxs(job)
     return time.perf_counter() - t0

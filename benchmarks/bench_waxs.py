@@ -74,7 +74,7 @@ def main() -> None:
         job = load_job(job_path)
         job.reflections = [r for r in job.reflections if r.name in KEEP]
         job.job.device = args.device
-        job.job.resume = False
+        job.job.resume, job.job.overwrite = False, True  # each timed run starts afresh
         run_waxs(job)  # warm-up: matrix set-up and kernel builds are timed separately below
         t = time.perf_counter()
         run_waxs(job)

@@ -103,7 +103,8 @@ def waxs(directory: Path, device: str, seed: int, scan_shape: tuple[int, int]) -
 
     print(f"\nWAXS pipeline: rendering a {scan_shape[0]} x {scan_shape[1]} synthetic scan (Pilatus100k) in {directory}")
     job_path, scan = write_demo_job(directory, scan_shape, "Pilatus100k", seed, job_overrides={"device": device,
-                                                                                                "resume": False})
+                                                                                                "resume": False,
+                                                                                                "overwrite": True})
     t = time.perf_counter()
     ds = open_results(run_waxs(load_job(job_path), progress=True))
     dt = time.perf_counter() - t
@@ -152,7 +153,7 @@ def pl(directory: Path, device: str, seed: int, shape: tuple[int, int] = (32, 32
             f.attrs["step_um"] = [0.5, 0.5]
     job = job_from_dict({
         "job": {"output": str(directory / "results.zarr"), "figures": str(directory / "figures"), "device": device,
-                "resume": False},
+                "resume": False, "overwrite": True},
         "input": {"source": str(directory / "first.h5"), "second": str(directory / "second.h5")},
         "spectra": {"dark": BIAS_COUNTS + STRAY_COUNTS},
     })
