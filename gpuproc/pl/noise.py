@@ -125,7 +125,7 @@ def estimate_noise(
     ----------
     counts : ndarray, shape (n_spectra, n_channels)
         Raw counts (bias included), ADU; a sample of the map (a few hundred spectra, with
-        and without emission). Rows with non-finite counts are ignored.
+        and without emission). Non-finite counts are ignored.
     dark : ndarray, shape (n_channels,), optional
         Dark spectrum subtracted from the data (bias included), ADU.
     dark_frames : ndarray, shape (n_frames, n_channels), optional
@@ -139,7 +139,11 @@ def estimate_noise(
     NoiseModel
     """
     y = np.asarray(counts, dtype=np.float64).reshape(-1, np.shape(counts)[-1])
-    y = y[np.all(np.isfinite(y), axis=-1)]
+    y = np.where(np.isfinite(y), y, np.nan)
+    y = y[~np.all(np.isnan(y), axis=-1)]
+    if y.shape[0] == 0:
+        raise ValueError("noise model: the sampled spectra hold no finite counts to estimate it from; set "
+                         "[spectra] gain, read_noise and bias")
     source = {}
     if bias == "auto":
         bias = float(np.median(dark)) if dark is not None else _emission_free_level(y)
@@ -160,9 +164,11 @@ def estimate_noise(
 
 def _emission_free_level(y: np.ndarray) -> float:
     """Median count of the 10 % channels with the lowest median over the spectra."""
-    med = np.median(y, axis=0)
-    low = np.argsort(med)[: max(1, med.size // 10)]
-    return float(np.median(y[:, low]))
+    with warnings.catch_warnings():  # channels that are NaN in every spectrum
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(y, axis=0)
+    low = np.argsort(np.where(np.isnan(med), np.inf, med))[: max(1, med.size // 10)]
+    return float(np.nanmedian(y[:, low]))
 
 
 def _read_noise(frames: np.ndarray | None, intercept: float, signal: np.ndarray) -> tuple[float, str]:
@@ -172,14 +178,14 @@ def _read_noise(frames: np.ndarray | None, intercept: float, signal: np.ndarray)
     if frames is not None:
         f = np.asarray(frames, dtype=np.float64).reshape(-1, np.shape(frames)[-1])
         if f.shape[0] >= 2:
-            variance = np.median(f.var(axis=0, ddof=1)) / _chi2_median_ratio(f.shape[0] - 1)
+            variance = np.nanmedian(np.nanvar(f, axis=0, ddof=1)) / _chi2_median_ratio(f.shape[0] - 1)
             return float(np.sqrt(variance)), "dark frames"
         step = np.diff(f[0])
         return float(np.sqrt(_clipped_mean((step - np.median(step)) ** 2 / 2.0))), "dark spread"
     if np.isfinite(intercept):
         return float(np.sqrt(max(intercept, 0.0))), "photon transfer (emission-free channels)"
     step = np.diff(signal, axis=-1)
-    return float(1.4826 * np.median(np.abs(step)) / np.sqrt(2.0)), "first differences"
+    return float(1.4826 * np.nanmedian(np.abs(step)) / np.sqrt(2.0)), "first differences"
 
 
 def _chi2_median_ratio(dof: int) -> float:
@@ -200,6 +206,10 @@ def _photon_transfer(signal: np.ndarray) -> tuple[float, float]:
     d = signal[:, 1:-1] - 0.5 * (signal[:, :-2] + signal[:, 2:])
     m = ((signal[:, :-2] + signal[:, 1:-1] + signal[:, 2:]) / 3.0).ravel()
     v = d.ravel() ** 2 / SECOND_DIFF_VAR
+    finite = np.isfinite(v) & np.isfinite(m)
+    m, v = m[finite], v[finite]
+    if m.size == 0:
+        return np.nan, np.nan
     low = m <= np.quantile(m, 0.2)
     m0 = 10.0 * np.sqrt(_clipped_mean(v[low]))
     top = m.max()
