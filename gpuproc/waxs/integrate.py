@@ -169,7 +169,8 @@ class CakeIntegrator:
         Apply pyFAI's solid-angle correction (cos(incidence)^3, relative).
     split
         Pixel splitting: ``"bbox"`` (bounding box), ``"full"`` (pixel corners, pyFAI's default
-        split) or ``"no"``; matches pyFAI's ``method=(split, "csr", "cython")``.
+        split) or ``"no"``; matches pyFAI's ``method=(split, "csr", "cython")``. (pyFAI 2026.9
+        builds its "full" matrix slightly differently from run to run: up to 1e-5 relative.)
     dummy
         Per-frame invalid value, tested as pyFAI does (:mod:`gpuproc.waxs.invalid_pixels`):
         ``"auto"`` the detector's own dummy and delta_dummy, as ``integrate2d`` uses them

@@ -6,8 +6,8 @@
                    executor, n_workers, scheduler_address (where it runs: gpuproc.run.settings)
     [input]        source (scan store; or frames: "file.h5[::/node]", fabio files, glob, list),
                    scan_shape (required unless a scan store), scan_order, step_um
-    [integration]  poni, npt_q, npt_azimuth, q_range, unit, mask, dark, flat,
-                   polarization_factor, solid_angle, split, saturation
+    [integration]  poni or pyfai_config, npt_q, npt_azimuth, q_range, unit, mask, dark, flat,
+                   polarization_factor, solid_angle, split, dummy, delta_dummy, saturation
     [fit]          max_iter, min_significance, min_coverage, warn_coverage, min_fwhm_bins
     [derive]       shape_factor, orientation_reflection, orientation_period, instrumental_fwhm,
                    saxs_groups
@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 from gpuproc.config import ConfigError, from_dict, load_toml
 from gpuproc.run.settings import ExecutionKeys, SlurmSection
+from gpuproc.run.validate import at_least, positive
+from gpuproc.waxs.pyfai_config import merge_into
 
 
 @dataclass
@@ -36,8 +38,7 @@ class JobSection(ExecutionKeys):
     overwrite: bool = False  #: replace an existing results store this job does not resume (only one gpuproc wrote)
 
     def __post_init__(self) -> None:
-        if self.batch_frames < 1:
-            raise ValueError(f"batch_frames must be >= 1, got {self.batch_frames}")
+        at_least("[job] batch_frames", self.batch_frames, 1)
         super().__post_init__()
 
 
@@ -53,8 +54,15 @@ class InputSection:
 
 @dataclass
 class IntegrationSection:
-    poni: Path  #: pyFAI geometry file
+    """The cake: geometry, bins, corrections and invalid-pixel rules (gpuproc.waxs.integrate).
+
+    ``pyfai_config`` (a pyFAI-integrate / pyFAI-calib2 JSON) supplies the geometry and any of the
+    other keys the job does not give itself (gpuproc.waxs.pyfai_config); ``poni`` is then optional.
+    """
+
     q_range: tuple[float, float]  #: fixed radial range of the cake, in ``unit``
+    poni: Path | None = None  #: pyFAI geometry file (required without pyfai_config)
+    pyfai_config: Path | None = None  #: pyFAI integration JSON; the job's own keys win over it
     npt_q: int = 500
     npt_azimuth: int = 360
     unit: Literal["q_A^-1", "q_nm^-1"] = "q_A^-1"
@@ -63,8 +71,21 @@ class IntegrationSection:
     flat: Path | None = None
     polarization_factor: float | None = None
     solid_angle: bool = True
-    split: Literal["bbox", "no"] = "bbox"
+    split: Literal["bbox", "no", "full"] = "bbox"
+    #: invalid value in a frame: "auto" the detector's dummy/delta_dummy as pyFAI's integrate2d uses
+    #: them (Pilatus/Eiger: -2 +- 1.5), a number (counts), or "none"
+    dummy: float | Literal["auto", "none"] = "auto"
+    delta_dummy: float | None = None  #: |value - dummy| <= delta_dummy is invalid; default exact
     saturation: float | None = None  #: counts above this are invalid in that frame
+
+    def __post_init__(self) -> None:
+        if self.poni is None and self.pyfai_config is None:
+            raise ValueError("[integration] needs poni or pyfai_config (the geometry)")
+        if self.delta_dummy is not None and isinstance(self.dummy, str):
+            raise ValueError(f"[integration] delta_dummy needs a numeric dummy, got dummy = {self.dummy!r}")
+        at_least("[integration] npt_q", self.npt_q, 1)
+        at_least("[integration] npt_azimuth", self.npt_azimuth, 1)
+        positive("[integration] saturation", self.saturation, "counts")
 
 
 @dataclass
@@ -139,13 +160,24 @@ def load_job(source: str | Path | dict[str, Any]) -> WaxsJob:
     """A WAXS job from a TOML file or an already parsed dict; relative paths are taken relative to
     the job file's directory."""
     if isinstance(source, dict):
-        return from_dict(WaxsJob, source, "job")
+        return from_dict(WaxsJob, _with_pyfai_config(source, Path.cwd(), "job"), "job")
     path = Path(source)
     data = load_toml(path)
     if data.get("kind", "waxs") != "waxs":
         raise ConfigError(f"{path}: kind = {data.get('kind')!r}, expected 'waxs'")
-    job = from_dict(WaxsJob, data, str(path))
+    job = from_dict(WaxsJob, _with_pyfai_config(data, path.parent.resolve(), str(path)), str(path))
     return _relative_to(job, path.parent.resolve())
+
+
+def _with_pyfai_config(data: dict[str, Any], base: Path, where: str) -> dict[str, Any]:
+    """The job dict with its [integration] filled from ``pyfai_config`` (relative to ``base``)."""
+    section = data.get("integration")
+    if not isinstance(section, dict) or "pyfai_config" not in section:
+        return data
+    try:
+        return {**data, "integration": merge_into(section, base)}
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{where}: [integration] {exc}") from None
 
 
 def _relative_to(job: WaxsJob, base: Path) -> WaxsJob:
