@@ -71,7 +71,7 @@ class PeakMaps:
     centroid: Any  #: background-subtracted, model-free intensity-weighted mean energy, eV
     n_peaks: Any  #: int8, peaks chosen (0: no admissible fit)
     chi2: Any  #: reduced chi-square (or deviance per dof) of the chosen fit
-    status: Any  #: uint8 Status of the chosen fit; n_peaks == 0: NO_PEAK, or the 1-peak fit's if the background failed too
+    status: Any  #: uint8 Status of the chosen fit (n_peaks == 0: NO_PEAK, or the failed 1-peak fit's)
     bic: Any  #: (..., max_peaks) BIC of the 1..max_peaks fits (inf where not admissible)
     peak_energy: Any  #: (..., max_peaks) eV
     peak_energy_err: Any
@@ -108,7 +108,7 @@ def fit_peaks(
         Largest number of peaks tried, 1..4.
     background : {"linear", "constant", "none"}
     weights : array, shape (n_channels,) or like ``spectra``, optional
-        Least-squares weights 1/variance, e.g. :func:`gpuproc.pl.spectra.poisson_weights`.
+        Least-squares weights 1/variance, e.g. :meth:`gpuproc.pl.noise.NoiseModel.weights`.
     estimator : {"lsq", "poisson"}
     min_significance : float
         Smallest amplitude / standard error for a peak to count.
