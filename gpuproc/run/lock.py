@@ -8,7 +8,8 @@ with a message naming the holder. A lock is stale, and is taken over with a warn
 
 - its process is gone (same host; a reused process id is told apart by its start time), or
 - it was not refreshed for :data:`STALE_AFTER_S` seconds (another host, e.g. a shared file
-  system; job-array locks, whose tasks may wait in the queue: :data:`ARRAY_STALE_AFTER_S`).
+  system), or, for a job-array lock (which no process refreshes: its tasks may wait in the
+  queue), :data:`ARRAY_STALE_AFTER_S` seconds after ``prepare`` took it.
 
 Dask workers and array tasks of a run share its lock: they never take or check it (they attach
 to the results store, which refuses a job whose configuration or inputs differ from the run's).
@@ -30,7 +31,7 @@ from pathlib import Path
 
 REFRESH_S = 60.0  #: seconds between refreshes of a held lock's modification time
 STALE_AFTER_S = 900.0  #: a process lock of another host not refreshed for this long is stale
-ARRAY_STALE_AFTER_S = 86400.0  #: the same for a job-array lock (tasks may wait in the queue)
+ARRAY_STALE_AFTER_S = 86400.0  #: a job-array lock older than this is stale (tasks may wait in the queue)
 
 
 class OutputLocked(OSError):
