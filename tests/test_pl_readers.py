@@ -128,6 +128,12 @@ def test_text_preamble_and_footer(tmp_path):
     check(read_spectra(tmp_path / "ocean.txt"), data=DATA[:1].reshape(1, 1, 16))
 
 
+def test_text_decimal_commas(tmp_path):
+    rows = [";".join(f"{v:.6f}".replace(".", ",") for v in (AXIS[i], *DATA[:, i])) for i in range(16)]
+    (tmp_path / "eu.csv").write_text("\n".join(["Wellenlänge (nm);a;b;c"] + rows) + "\n")
+    check(read_spectra(tmp_path / "eu.csv"))
+
+
 def test_wire_long_map_export(tmp_path):
     """WiRE X/Y/Wave/Intensity export of a 2 x 3 map, channels in descending order."""
     rng = np.random.default_rng(1)
@@ -252,6 +258,8 @@ def test_failed_ingest_leaves_nothing(tmp_path):
         ingest_spectra(tmp_path / "s.npz", tmp_path / "out.zarr", mode="map", shape=(2, 2))
     with pytest.raises(ValueError, match="laser_nm"):
         ingest_spectra(tmp_path / "s.npz", tmp_path / "out.zarr", axis_unit="cm-1")
+    with pytest.raises(ValueError, match=r"a list of 3 spectra .*mode = 'timeseries'.*shape = \[ny, nx\]"):
+        ingest_spectra(tmp_path / "s.npz", tmp_path / "out.zarr", mode="map")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.npz"]
 
 

@@ -3,6 +3,7 @@ its vendor software reports, or is refused with a one-line reason when it holds 
 
 import logging
 import re
+import shutil
 import struct
 
 import h5py
@@ -140,6 +141,13 @@ def test_labspec_map_and_hspy_axes(realdata, tmp_path):
     assert store.spectra.shape == tuple(int(a["size"]) for a in axes)
     assert store.attrs["step_um"] == [pytest.approx(axes[0]["scale"]), pytest.approx(axes[1]["scale"])]
     np.testing.assert_allclose(store.axis, axes[2]["offset"] + axes[2]["scale"] * np.arange(axes[2]["size"]))
+
+
+def test_hyperspy_file_named_hdf5(realdata, tmp_path):
+    """A HyperSpy file with the .hdf5 extension (no 'data' dataset at the root) goes to rosettasciio."""
+    shutil.copy(realdata("pl", "asymmetric_peak_map.hspy"), tmp_path / "map.hdf5")
+    store = open_spectra(ingest_spectra(tmp_path / "map.hdf5", tmp_path / "map.zarr"))
+    assert store.spectra.shape == (16, 30, 334) and store.attrs["step_um"][0] == pytest.approx(0.04001351818442345)
 
 
 def test_row_oriented_text(realdata, tmp_path):

@@ -18,16 +18,16 @@ import numpy as np
 
 _SPECTRAL = {
     "nm": ("nm", 1.0), "nanometer": ("nm", 1.0), "nanometers": ("nm", 1.0), "wavelength_nm": ("nm", 1.0),
-    "um": ("nm", 1e3), "µm": ("nm", 1e3), "micron": ("nm", 1e3), "micrometer": ("nm", 1e3),
+    "um": ("nm", 1e3), "\u00b5m": ("nm", 1e3), "\u03bcm": ("nm", 1e3), "micron": ("nm", 1e3), "micrometer": ("nm", 1e3),
     "a": ("nm", 0.1), "å": ("nm", 0.1), "angstrom": ("nm", 0.1),
     "ev": ("eV", 1.0), "electronvolt": ("eV", 1.0), "energy_ev": ("eV", 1.0),
     "mev": ("eV", 1e-3),
     "cm-1": ("cm-1", 1.0), "cm^-1": ("cm-1", 1.0), "1/cm": ("cm-1", 1.0), "cm⁻¹": ("cm-1", 1.0),
     "rcm": ("cm-1", 1.0), "raman_shift": ("cm-1", 1.0),
 }
-_LENGTH_UM = {"um": 1.0, "µm": 1.0, "micron": 1.0, "nm": 1e-3, "mm": 1e3, "cm": 1e4, "m": 1e6}
+_LENGTH_UM = {"um": 1.0, "\u00b5m": 1.0, "\u03bcm": 1.0, "micron": 1.0, "nm": 1e-3, "mm": 1e3, "cm": 1e4, "m": 1e6}
 _TIME_S = {"s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0, "ms": 1e-3, "us": 1e-6,
-           "µs": 1e-6, "ns": 1e-9, "min": 60.0, "h": 3600.0}
+           "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ns": 1e-9, "min": 60.0, "h": 3600.0}
 
 
 def spectral_unit(unit: str | None) -> tuple[str, float] | None:

@@ -69,7 +69,8 @@ def _v2(p: Path, raw: bytes) -> tuple[np.ndarray, np.ndarray, str, dict[str, Any
     valid, order = raw[3098], raw[3101]
     coef = np.array(struct.unpack_from("<6d", raw, 3263)[: order + 1])
     laser = struct.unpack_from("<d", raw, 3311)[0]
-    vendor = {"exposure": struct.unpack_from("<f", raw, 10)[0], "center_wavelength_nm": struct.unpack_from("<f", raw, 72)[0],
+    vendor = {"exposure": struct.unpack_from("<f", raw, 10)[0],
+              "center_wavelength_nm": struct.unpack_from("<f", raw, 72)[0],
               "calibration_valid": valid, "polynomial": coef.tolist(), "laser_nm": laser}
     meta: dict[str, Any] = {"vendor": vendor}
     if laser > 0:
@@ -86,23 +87,24 @@ def _v3(p: Path, raw: bytes) -> tuple[np.ndarray, np.ndarray, str, dict[str, Any
         root = ET.fromstring(raw[offset:].decode("utf-8"))
     except (ET.ParseError, UnicodeDecodeError) as exc:
         raise ValueError(f"{p}: SPE 3.0 file without a readable XML footer at byte {offset} ({exc})") from None
-    strip = {el: el.tag.split("}")[-1] for el in root.iter()}
-    find = {}
-    for el, tag in strip.items():
-        find.setdefault(tag, el)
-    frame, region = find.get("DataBlock"), None
-    regions = [el for el, tag in strip.items() if tag == "DataBlock" and el.get("type") == "Region"]
+    tags = {el: el.tag.split("}")[-1] for el in root.iter()}  # without the XML namespace
+    find: dict[str, ET.Element] = {}
+    for el, tag in tags.items():
+        find.setdefault(tag, el)  # the first element of each tag
+    frame = find.get("DataBlock")
+    regions = [el for el, tag in tags.items() if tag == "DataBlock" and el.get("type") == "Region"]
     if frame is None or len(regions) != 1:
         raise ValueError(f"{p}: SPE 3.0 DataFormat with {len(regions)} regions; one region is supported")
     region = regions[0]
     dtype = _PIXEL_FORMATS.get(frame.get("pixelFormat", ""))
     if dtype is None:
-        raise ValueError(f"{p}: SPE 3.0 pixel format {frame.get('pixelFormat')!r} is not one of {sorted(_PIXEL_FORMATS)}")
+        raise ValueError(f"{p}: SPE 3.0 pixel format {frame.get('pixelFormat')!r} is not one of "
+                         f"{sorted(_PIXEL_FORMATS)}")
     nx, ny, n_frames = int(region.get("width")), int(region.get("height")), int(frame.get("count"))
     data = _frames(p, raw, dtype, n_frames, ny, nx, int(frame.get("stride", 0)) or None)
     vendor: dict[str, Any] = {}
-    for tag, key in (("ExposureTime", "exposure_ms"), ("WavelengthLaserLine", "laser_nm"), ("FrameRate", "frame_rate_hz"),
-                     ("CenterWavelength", "center_wavelength_nm")):
+    for tag, key in (("ExposureTime", "exposure_ms"), ("WavelengthLaserLine", "laser_nm"),
+                     ("FrameRate", "frame_rate_hz"), ("CenterWavelength", "center_wavelength_nm")):
         if tag in find and find[tag].text and re.match(r"^[-+0-9.eE]+$", find[tag].text.strip()):
             vendor[key] = float(find[tag].text)
     meta: dict[str, Any] = {"vendor": vendor}

@@ -1,7 +1,8 @@
 """Spectra in delimited text: vendor exports with preambles, headers and metadata footers.
 
 The table is the longest run of consecutive numeric rows with the same number of fields
-(comma, semicolon, tab or whitespace separated; a trailing separator is ignored). What comes
+(tab, semicolon, comma or whitespace separated; a trailing separator is ignored; decimal commas
+are read unless the comma separates). What comes
 before it (a preamble: LightField, Ocean Optics, a SPE-to-text export) and after it (a footer:
 Andor Solis ``.asc``) is read as ``Key: value`` metadata. A non-numeric line right before the
 table with one name per column is the header; its axis name gives the unit (``energy_eV``,
@@ -24,7 +25,7 @@ import numpy as np
 
 from gpuproc.io.axis_units import spectral_unit
 
-_SEPARATORS = ("\t", ",", ";", None)
+_SEPARATORS = ("\t", ";", ",", None)
 _NAMED_UNITS = (("raman", "cm-1"), ("shift", "cm-1"), ("wavenumber", "cm-1"), ("energy", "eV"),
                 ("wavelength", "nm"), ("lambda", "nm"))
 
@@ -66,9 +67,15 @@ def _separator(lines: list[str]) -> str | None:
 
 
 def _numbers(line: str, sep: str | None) -> list[float] | None:
+    """The numbers of a row, or None; decimal commas are read where the separator is not a comma."""
     fields = line.strip().strip(sep or " ").split(sep)
     try:
         return [float(f) for f in fields]
+    except ValueError:
+        if sep == ",":
+            return None
+    try:
+        return [float(f.replace(",", ".")) for f in fields]
     except ValueError:
         return None
 
@@ -131,7 +138,8 @@ def _row_oriented(table: np.ndarray) -> bool:
     return row and (not col or table.shape[1] > table.shape[0])
 
 
-def _long_map(p: Path, table: np.ndarray, header: list[str] | None) -> tuple[np.ndarray, np.ndarray, list[float]] | None:
+def _long_map(p: Path, table: np.ndarray,
+              header: list[str] | None) -> tuple[np.ndarray, np.ndarray, list[float]] | None:
     """WiRE long export ``X Y Wave Intensity``: (ny, nx, n_channels) counts, axis, [dy, dx] um."""
     if header is None or len(header) != 4:
         return None

@@ -207,6 +207,9 @@ def _layout(p: Path, data_shape: tuple[int, ...], mode: str | None,
             raise ValueError(f"{p}: a time series needs data (time, channel), got shape {tuple(data_shape)}")
         return mode, (n_spectra,)
     grid = tuple(shape) if shape is not None else tuple(data_shape[:-1])
+    if len(grid) == 1:
+        raise ValueError(f"{p}: a list of {n_spectra} spectra (data shape {tuple(data_shape)}): a time series "
+                         "([input] mode = 'timeseries') or a map of [input] shape = [ny, nx]")
     if len(grid) != 2 or grid[0] * grid[1] != n_spectra:
         raise ValueError(f"{p}: {n_spectra} spectra (data shape {tuple(data_shape)}) do not fill a map of "
                          f"shape {grid}; give [input] shape = [ny, nx]")
