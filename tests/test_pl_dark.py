@@ -106,3 +106,17 @@ def test_pipeline_takes_the_dark_from_the_maps_file(tmp_path):
     assert np.isfinite(named.energy.values).sum() > 0
     with pytest.raises(ValueError, match="the map's own file"):
         run("own", str(tmp_path / "map.h5"))
+
+
+def test_order_check_raises_no_false_alarm(tmp_path):
+    """A correct dark is accepted although emission fills every pixel, and a smooth dark (a slope,
+    no hot columns) is accepted either way: only fixed patterns decide."""
+    rng = np.random.default_rng(3)
+    dark = dark_pattern(rng)
+    emission = np.exp(-0.5 * ((np.arange(N) - 20) / 12.0) ** 2)
+    spectra = dark + 2000.0 * rng.uniform(0.8, 1.0, (5, 5, 1)) * emission + rng.normal(0.0, 3.0, (5, 5, N))
+    np.save(tmp_path / "good.npy", dark)
+    read_dark(tmp_path / "good.npy", AXIS_DESC, "nm", spectra=spectra)
+    smooth = 600.0 + np.linspace(0.0, 40.0, N)
+    np.save(tmp_path / "smooth.npy", smooth[::-1])
+    read_dark(tmp_path / "smooth.npy", AXIS_DESC, "nm", spectra=smooth + 500.0 * emission[None, None, :])

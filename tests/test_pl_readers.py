@@ -263,6 +263,23 @@ def test_failed_ingest_leaves_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.npz"]
 
 
+def test_failed_write_removes_the_store_and_its_lock(tmp_path, monkeypatch):
+    from gpuproc.pl import ingest
+
+    np.savez(tmp_path / "s.npz", data=DATA, axis=AXIS)
+
+    def disk_full(group, *args):
+        group.create_array("spectra", shape=(1,), dtype=np.float32)
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(ingest, "_write_spectra", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        ingest_spectra(tmp_path / "s.npz", tmp_path / "out.zarr")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.npz"]
+    monkeypatch.undo()
+    assert open_spectra(ingest_spectra(tmp_path / "s.npz", tmp_path / "out.zarr")).spectra.shape == (3, 16)
+
+
 def test_rosettasciio_formats_need_rosettasciio(tmp_path, monkeypatch):
     real_import = builtins.__import__
 

@@ -8,9 +8,11 @@ data are never read as its dark. Checks against the spectra, each error naming b
 - channel count;
 - the dark's axis, when its file has one: the same values (converted to the spectra's unit),
   or an error (reversed channel order, another range);
-- without an axis (``.npy``, a bare dataset): the channel order, by comparing the dark's
-  pattern (bias, hot and slow columns, slope) with the darkest spectra of the map as given and
-  reversed; a dark that matches only reversed is refused.
+- without an axis (``.npy``, a bare dataset): the channel order, by correlating the dark's
+  fixed pattern (hot and cold columns: the dark minus its 9-channel running median, which smooth
+  emission and slopes do not have) with that of the map's darkest spectra, as given and
+  reversed; a dark that matches only reversed is refused. A dark without such features is not
+  checked.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from gpuproc.io.spectra import DEFAULT_AXIS, DEFAULT_DATA, open_source, split_so
 #: energy (eV) x wavelength (nm), vacuum; enough to compare a dark's axis with the spectra's
 _HC = 1239.84198
 _SAMPLE_ROWS = 8
+_PATTERN_WIDTH = 9  #: channels of the running median removed before comparing fixed patterns
 _REVERSED_MARGIN = 0.3
 
 
@@ -146,14 +149,24 @@ def _darkest(spectra: Any, n_channels: int) -> np.ndarray | None:
     return np.median(sample[order[: max(1, sample.shape[0] // 10)]], axis=0)
 
 
+def _pattern(spectrum: np.ndarray) -> np.ndarray:
+    """Fixed pattern of a spectrum: what its running median does not follow (hot/cold columns)."""
+    from scipy.ndimage import median_filter
+
+    return spectrum - median_filter(spectrum, size=_PATTERN_WIDTH, mode="nearest")
+
+
 def _check_order(source: str, mean: np.ndarray, spectra: Any, axis: np.ndarray, unit: str) -> None:
     ref = _darkest(spectra, mean.size)
-    if ref is None or np.std(ref) == 0 or np.std(mean) == 0:
+    if ref is None or mean.size < 2 * _PATTERN_WIDTH:
         return
-    as_given = float(np.corrcoef(mean, ref)[0, 1])
-    reversed_ = float(np.corrcoef(mean[::-1], ref)[0, 1])
+    dark, ref = _pattern(mean), _pattern(ref)
+    if np.std(ref) == 0 or np.std(dark) == 0:
+        return
+    as_given = float(np.corrcoef(dark, ref)[0, 1])
+    reversed_ = float(np.corrcoef(dark[::-1], ref)[0, 1])
     if reversed_ > 0.5 and reversed_ - as_given > _REVERSED_MARGIN:
         raise ValueError(
             f"dark {source}: its channel order looks reversed against the spectra ({_span(axis, unit)}): "
-            f"its pattern correlates {as_given:.2f} with the map's darkest spectra as given, {reversed_:.2f} "
+            f"its fixed pattern correlates {as_given:.2f} with the map's darkest spectra as given, {reversed_:.2f} "
             "reversed; save it in the spectra's channel order (or with its axis, e.g. .npz)")
