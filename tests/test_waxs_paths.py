@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tomli_w
 
+from gpuproc.fit import Status
 from gpuproc.io.results import open_results
 from gpuproc.io.store import scan_index, write_scan
 from gpuproc.waxs.demo_data import write_demo_job
@@ -77,6 +78,29 @@ def test_monitor_divides_each_frame(demo):
     k = np.tile([1, 2, 3], frames.shape[0] // 3 + 1)[: frames.shape[0]]
     ds = variant(demo, "monitor", frames * k[:, None, None].astype(frames.dtype), monitor=1000.0 * k)
     assert_close_in_sigma(ds, ref, amplitude_scale=np.mean(k))
+
+
+def test_bad_monitor_invalidates_only_its_frames(demo):
+    """NaN, zero and negative monitor values invalidate those frames' fits (INVALID_INPUT); every
+    other frame (monitor scale 1: the mean of the usable values) fits bit for bit as without a
+    monitor."""
+    _, _, frames, ref = demo
+    bad = {2: np.nan, 5: 0.0, 7: -40.0}
+    monitor = np.full(frames.shape[0], 1000.0)
+    monitor[list(bad)] = list(bad.values())
+    with pytest.warns(UserWarning, match=r"3 frame\(s\) with a NaN, zero or negative monitor .*\[2, 5, 7\]"):
+        ds = variant(demo, "bad_monitor", frames, monitor=monitor)
+    n_refl = ds.sizes["reflection"]
+    status = ds.fit_status.values.reshape(n_refl, -1)  # row scan: position index = frame index
+    flagged = sorted(bad)
+    others = np.setdiff1d(np.arange(status.shape[1]), flagged)
+    assert np.all(status[:, flagged] == Status.INVALID_INPUT)
+    assert np.any(status[:, others] == Status.CONVERGED)
+    for name in ("fit_status", *PARAMS, "q0_err", "a", "size", "orientation"):
+        values, expected = (v.reshape(n_refl if v.ndim == 3 else 1, -1) for v in (ds[name].values, ref[name].values))
+        np.testing.assert_array_equal(values[:, others], expected[:, others], err_msg=name)
+        if name in PARAMS:
+            assert np.isnan(values[:, flagged]).all(), name
 
 
 def test_dark_image_is_subtracted(demo):

@@ -45,6 +45,7 @@ from gpuproc.run.executor import execute
 from gpuproc.run.oom import split_on_oom
 from gpuproc.run.fingerprint import fingerprint
 from gpuproc.run.settings import execution_of
+from gpuproc.run.summary import RunResult, check_failed_fraction, stored_result
 
 QUANTILES = (0.25, 0.5, 0.75)
 FLAG_NONFINITE = 1  #: the spectrum holds NaN or infinite counts
@@ -144,7 +145,7 @@ def result_variables(job: PLJob, mode: str) -> dict[str, Variable]:
     return out
 
 
-def run_pl(job_or_path: PLJob | str | Path, progress: bool = True) -> Path:
+def run_pl(job_or_path: PLJob | str | Path, progress: bool = True) -> RunResult:
     """Run a PL job: ingest if needed, fit block by block, statistics, figures.
 
     Blocks run where ``[job] executor`` says (:mod:`gpuproc.run`): in this process, or on
@@ -159,15 +160,16 @@ def run_pl(job_or_path: PLJob | str | Path, progress: bool = True) -> Path:
 
     Returns
     -------
-    pathlib.Path
-        The completed results store (open it with :func:`gpuproc.io.results.open_results`).
+    gpuproc.run.summary.RunResult
+        The completed results store, a :class:`pathlib.Path` (open it with
+        :func:`gpuproc.io.results.open_results`) whose ``summary`` counts the fits per status.
         With ``resume`` (the default) a complete store of the same configuration is returned
         as it is, and an incomplete one is continued at its first unwritten block.
     """
     job = job_or_path if isinstance(job_or_path, PLJob) else load_job(job_or_path)
     _check(job)
     if job.job.resume and finished(job):
-        return job.job.output
+        return check_failed_fraction(stored_result(job.job.output), job.job.allow_failed_fraction)
     if job.input.second is not None:
         run_pl(second_job(job), progress)  # here, with progress; the finalize step then finds it complete
     return execute(run_spec(job), execution_of(job), progress=progress)

@@ -7,7 +7,9 @@ attribute (JSON), and return the store's path as a :class:`RunResult`: a :class:
 :func:`read_summary` reads it back from any finished store.
 
 A fit *failed* when its status is neither ``CONVERGED`` nor ``NO_PEAK`` (a significant absence of
-a peak is a measurement). More than ``[job] allow_failed_fraction`` failed fits (default
+a peak is a measurement). In a PL store a spectrum without an admissible peak (``n_peaks`` 0: a
+dark pixel) is such an absence whatever its one-peak fit's status, unless its counts were not
+finite (``flag`` bit 1): PL cannot tell a failed fit of a peak from no peak. More than ``[job] allow_failed_fraction`` failed fits (default
 :data:`DEFAULT_ALLOWED_FAILED_FRACTION`) make the run raise :class:`TooManyFailedFits` after the
 results are written; the CLI then exits with status 1.
 """
@@ -32,6 +34,8 @@ STATUS_VARIABLES = ("fit_status", "status")
 #: statuses that are measurements (everything else counts as failed)
 MEASURED = (Status.CONVERGED, Status.NO_PEAK)
 #: dimensions that index scan positions (maps) or time points (time series)
+#: PL ``flag`` bit of a spectrum with non-finite counts (gpuproc.pl.pipeline.FLAG_NONFINITE): failed
+FLAG_NONFINITE = 1
 POSITION_DIMS = ("y", "x", "time")
 ATTRIBUTE = "run_summary"  #: group attribute of the results store holding the summary (JSON)
 
@@ -49,7 +53,7 @@ class RunSummary:
     by_status : dict of str to int
         Fits per :class:`gpuproc.fit.Status` name (only statuses that occur).
     failed : int
-        Fits whose status is not in :data:`MEASURED`.
+        Fits whose status is not in :data:`MEASURED` (PL: see the module docstring).
     positions : int
         Scan positions (or time points).
     positions_flagged : int
@@ -127,13 +131,18 @@ def summarize(path: str | Path, wall_s: float) -> RunSummary:
     fit_axes = _non_position_axes(g[name])
     not_converged = status != Status.CONVERGED
     flagged = not_converged.any(axis=fit_axes) if fit_axes else not_converged
+    failed = ~np.isin(status, [int(s) for s in MEASURED])
+    if "n_peaks" in g:  # PL: one fit per spectrum, the same shape
+        failed &= np.asarray(g["n_peaks"][...]) != 0
     if "flag" in g:
-        flagged = flagged | (np.asarray(g["flag"][...]) != 0)
+        flag = np.asarray(g["flag"][...])
+        flagged = flagged | (flag != 0)
+        failed |= (flag & FLAG_NONFINITE) != 0
     codes, counts = np.unique(status, return_counts=True)
     by_status = {_status_name(c): int(n) for c, n in zip(codes, counts)}
     return RunSummary(fits=int(status.size), converged=int((~not_converged).sum()), by_status=by_status,
-                      failed=int((~np.isin(status, [int(s) for s in MEASURED])).sum()),
-                      positions=int(flagged.size), positions_flagged=int(flagged.sum()), wall_s=float(wall_s))
+                      failed=int(failed.sum()), positions=int(flagged.size), positions_flagged=int(flagged.sum()),
+                      wall_s=float(wall_s))
 
 
 def _non_position_axes(array: Any) -> tuple[int, ...]:

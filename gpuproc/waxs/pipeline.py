@@ -30,9 +30,11 @@ from gpuproc.run.blocks import RunSpec, StoreBlocks
 from gpuproc.run.executor import execute
 from gpuproc.run.oom import split_on_oom
 from gpuproc.run.settings import execution_of
+from gpuproc.run.summary import RunResult
 from gpuproc.waxs import broadening, derive, spot_checks, stats
 from gpuproc.waxs.integrate import CakeIntegrator
 from gpuproc.waxs.job import InputSection, WaxsJob, load_job
+from gpuproc.waxs.monitor import monitor_scale
 from gpuproc.waxs.windows import Window, make_window
 
 FIT_PARAMS = ("amplitude", "q0", "fwhm_q", "phi0", "fwhm_phi")
@@ -46,7 +48,7 @@ class Context:
     job: WaxsJob
     integrator: CakeIntegrator
     windows: list[Window]
-    monitor_scale: np.ndarray | None  #: (n_frames,) monitor / its mean, or None
+    monitor_scale: np.ndarray | None  #: (n_frames,) monitor / mean of the usable ones (NaN: unusable), or None
     length_unit: str  #: "A" or "nm": unit of real-space lengths from the q unit
     q_unit: str
     #: (n_reflections, 2) sigma of the cake's own broadening in q (q unit) and azimuth (degrees),
@@ -62,8 +64,9 @@ class Context:
         return [i for i, r in enumerate(self.job.reflections) if r.kind == "saxs"]
 
 
-def run_waxs(job: WaxsJob | str | Path, *, progress: bool = False) -> Path:
-    """Run a WAXS job (a :class:`WaxsJob` or the path of its TOML file); returns the results path.
+def run_waxs(job: WaxsJob | str | Path, *, progress: bool = False) -> RunResult:
+    """Run a WAXS job (a :class:`WaxsJob` or the path of its TOML file); returns the results path
+    as a :class:`gpuproc.run.summary.RunResult` (a Path whose ``summary`` counts the fits per status).
 
     Blocks run where ``[job] executor`` says (:mod:`gpuproc.run`). An interrupted run resumes
     (``[job] resume = true``, the default): blocks already written are skipped. The results open
@@ -170,8 +173,7 @@ def make_context(job: WaxsJob, scan: Scan) -> Context:
                            warn_coverage=job.fit.warn_coverage) for r in job.reflections]
     monitor = None
     if scan.monitor is not None:
-        m = np.asarray(scan.monitor, dtype=np.float64)
-        monitor = m / np.mean(m)
+        monitor = monitor_scale(np.asarray(scan.monitor), f"[input] source {job.input.source}")
     length = "A" if integ.unit == "q_A^-1" else "nm"
     var_q, var_phi = integrator.bin_spread()
     cake_sigma = np.array([[broadening.window_broadening(v, integrator.norm, w.azimuth_index, w.q_index)
