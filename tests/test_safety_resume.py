@@ -18,7 +18,7 @@ from gpuproc.pl.ingest import open_spectra
 from gpuproc.pl.pipeline import run_pl
 from gpuproc.run import fingerprint
 from gpuproc.run.outputs import OutputRefused
-from gpuproc.synth.pl import pl_map
+from gpuproc.synth.pl import pl_map, pl_map_pair
 from gpuproc.waxs import pipeline
 from gpuproc.waxs.job import load_job
 from gpuproc.waxs.pipeline import run_waxs
@@ -144,6 +144,24 @@ def test_replaced_pl_source_is_reingested_not_reused(tmp_path):
     os.rename(tmp_path / "map.npz", fresh / "map.npz")
     (fresh / "pl.toml").write_text(text)
     assert_same_results(run_pl(fresh / "pl.toml", progress=False), tmp_path / "pl.zarr", attrs=())
+
+
+def test_pl_fresh_run_with_a_second_map(tmp_path):
+    """resume = false computes both maps once; running it again needs overwrite."""
+    pair = pl_map_pair((8, 8), 256, seed=3)
+    for name, m in (("first", pair.first), ("second", pair.second)):
+        np.savez(tmp_path / f"{name}.npz", data=m.counts, axis=m.wavelength)
+    job = tmp_path / "shift.toml"
+    keys = {"output": "shift.zarr", "device": "cpu", "batch_rows": 4, "resume": False}
+    job.write_text(tomli_w.dumps({"job": keys, "input": {"source": "first.npz", "second": "second.npz"},
+                                  "fit": {"max_peaks": 1}}))
+    assert "shift_mev" in open_results(run_pl(job, progress=False))
+    with pytest.raises(OutputRefused, match=r"shift_second.zarr: a gpuproc pl results store exists and \[job\] "
+                                            r"resume = false"):
+        run_pl(job, progress=False)
+    text = job.read_text()
+    job.write_text(text.replace("resume = false", "resume = false\noverwrite = true"))
+    assert "shift_mev" in open_results(run_pl(job, progress=False))
 
 
 def test_fingerprints_follow_content_and_sample_large_inputs(tmp_path):

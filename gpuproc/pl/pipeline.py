@@ -355,6 +355,7 @@ def second_job(job: PLJob) -> PLJob:
 def _shift(job: PLJob, results: ResultStore) -> dict[str, Any]:
     """Fit the second map with the same settings (unless done), register it onto the first, store the shift map."""
     second = second_job(job)
+    second.job.resume = True  # run_pl already computed it (afresh if asked); an array's finalize computes it here
     other = zarr.open_group(str(run_pl(second, progress=False)), mode="r")
     s = shift_map(results.read("energy"), results.read("total_area"), other["energy"][...], other["total_area"][...])
     results.add_array("shift_mev", s.shift_mev, ("y", "x"), "meV", "peak energy second map - first (registered)")
