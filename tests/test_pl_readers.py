@@ -343,3 +343,15 @@ def test_job_input_axis_and_laser_keys(tmp_path):
     store = spectra_store(job)
     np.testing.assert_allclose(store.axis, raman_to_wavelength(np.linspace(200.0, 2000.0, 16), 532.0))
     assert store.attrs["axis_source_unit"] == "cm-1" and store.attrs["laser_nm"] == 532.0
+
+
+def test_text_labelled_rows(tmp_path):
+    """SPE_Handler's row export: 'Wavelength w1 w2 ...', then 'Frame 1 c1 c2 ...' per spectrum."""
+    lines = ["#SPE version: 2.2", "Wavelength\t" + "\t".join(f"{v:.6f}" for v in AXIS) + "\t"]
+    lines += [f"Frame {i + 1}\t" + "\t".join(f"{v:g}" for v in row) for i, row in enumerate(DATA)]
+    (tmp_path / "rows.txt").write_text("\n".join(lines) + "\n")
+    meta = check(read_spectra(tmp_path / "rows.txt"))
+    assert meta["rows"] == ["Frame 1", "Frame 2", "Frame 3"]
+    (tmp_path / "ev.txt").write_text("\n".join(["Energy (eV)\t" + "\t".join(f"{v:.12g}" for v in AXIS / 200)]
+                                               + ["Frame 1\t" + "\t".join(f"{v:g}" for v in DATA[0])]) + "\n")
+    check(read_spectra(tmp_path / "ev.txt"), data=DATA[:1].reshape(1, 1, 16), axis=AXIS / 200, unit="eV")

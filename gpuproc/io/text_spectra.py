@@ -11,8 +11,10 @@ table with one name per column is the header; its axis name gives the unit (``en
 
 Orientation: the axis is the first column (one spectrum per further column) or, when only the
 first row is strictly monotonic or it is the longer candidate, the first row (one spectrum per
-further row, as in LumiSpy's ``Background-*.txt``). WiRE's long map exports (``#X #Y #Wave
-#Intensity``, one line per channel) become a map with the X/Y steps.
+further row, as in LumiSpy's ``Background-*.txt``). Rows that start with a label (``Wavelength
+w1 w2 ...``, ``Frame 1 c1 c2 ...``: SPE_Handler's export) are read the same way, the first row's
+label giving the unit. WiRE's long map exports (``#X #Y #Wave #Intensity``, one line per
+channel) become a map with the X/Y steps.
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ def read_text(p: Path, data_path: str, axis_path: str) -> tuple[np.ndarray, np.n
     lines = p.read_text(errors="replace").splitlines()
     sep = _separator(lines)
     start, stop, table = _table(lines, sep)
+    labels, rest = zip(*(_label(ln, sep) for ln in lines)) if lines else ((), ())
+    l_start, l_stop, l_table = _table(list(rest), sep)
+    if l_table is not None and (table is None or l_table.size > table.size):
+        return _labelled_rows(p, l_table, list(labels[l_start:l_stop]), lines[:l_start] + lines[l_stop:])
     if table is None:
         raise ValueError(f"{p}: no numeric table (rows of numbers) found")
     header = _header(lines[:start], sep, table.shape[1])
@@ -58,8 +64,32 @@ def read_text(p: Path, data_path: str, axis_path: str) -> tuple[np.ndarray, np.n
     return data, axis, unit, _standard(meta)
 
 
+def _labelled_rows(p: Path, table: np.ndarray, labels: list[str],
+                   other: list[str]) -> tuple[np.ndarray, np.ndarray, str | None, dict[str, Any]]:
+    """Rows ``label value value ...``: the first row (``Wavelength``, ``Energy (eV)``) the axis,
+    each further row one spectrum (SPE_Handler's and similar row exports)."""
+    unit = _unit_of(labels[0])
+    if unit is None and not any(w in labels[0].lower() for w in ("wave", "axis", "x")):
+        raise ValueError(f"{p}: rows labelled {labels[:3]}...: the first row is not a spectral axis")
+    data = table[1:]
+    meta = _standard({"vendor": _key_values(other), "rows": labels[1:]})
+    return (data.reshape(1, 1, -1) if data.shape[0] == 1 else data), table[0], unit, meta
+
+
+def _label(line: str, sep: str | None) -> tuple[str, str]:
+    """``(label, rest)`` of a row whose first field is a name and the rest numbers, else ``("", line)``."""
+    head, _, rest = line.strip().partition(sep or " ")
+    if sep is None and head and not head[0].isdigit():  # "Frame 1 ..." with whitespace: a two-word label
+        word, _, after = rest.strip().partition(" ")
+        if word.isdigit() and _numbers(after, sep) is not None:
+            return f"{head} {word}", after
+    if head and _numbers(head, sep) is None and _numbers(rest, sep) is not None:
+        return head.strip(), rest
+    return "", line
+
+
 def _separator(lines: list[str]) -> str | None:
-    sample = [ln for ln in lines if ln.strip() and ln.strip()[0] in "+-.0123456789"][:50]
+    sample = [ln for ln in lines if ln.strip() and ln.strip()[0] in "+-.0123456789"][:50] or lines[:50]
     for sep in _SEPARATORS[:-1]:
         if sep in "".join(sample):
             return sep
@@ -102,7 +132,7 @@ def _header(before: list[str], sep: str | None, width: int) -> list[str] | None:
     """Column names: the last non-empty line before the table, if it has one name per column."""
     for line in reversed(before):
         if line.strip():
-            names = [n.strip() for n in line.strip().strip(sep or " ").split(sep)]
+            names = [n.strip() for n in line.strip().strip(sep or " ").split(sep) if n.strip()]
             return names if len(names) == width else None
     return None
 
