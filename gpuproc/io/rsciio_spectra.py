@@ -11,7 +11,9 @@ position in the array:
 - navigation axes with a time unit (or named time): a time series, ``time_step_s`` from their
   scale; with length units: a map (two axes, in array order: rows then columns, ``step_um``
   from their scales) or a line scan (one axis: a 1 x n map); none: one spectrum, a 1 x 1 map;
-- laser line: ``metadata.Acquisition_instrument.Laser.wavelength`` (nm), for Raman shifts.
+- laser line: ``metadata.Acquisition_instrument.Laser.wavelength`` (nm), for Raman shifts;
+- LabSpec eV axes, written as 1240 / wavelength, are read back as that wavelength (gpuproc then
+  converts with hc = 1239.84198 eV nm).
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ _NAMED = (("raman", "cm-1"), ("shift", "cm-1"), ("energy", "eV"), ("wavelength",
 #: seconds per unit where a plugin's unit label is wrong: rosettasciio 0.15 labels WDF time axes,
 #: Windows FILETIME ticks of 100 ns, as "ns" (a 1 s + 2 s-interval series reads as 30.7 ms steps)
 _TIME_FIXES = {("renishaw", "ns"): 1e-7}
+#: eV axes a vendor computed as hc / lambda with a rounded hc (eV nm): LabSpec writes 1240 / lambda
+#: (its eV export of a spectrum equals its cm^-1 export converted with hc = 1240.0, not 1239.84198,
+#: a 126 ppm, 0.2 meV at 1.6 eV, offset), so its wavelengths 1240 / E are what it measured
+_ROUNDED_HC = {"jobinyvon": 1240.0}
 
 
 def read_rsciio(p: Path, data_path: str = "", axis_path: str = "",
@@ -134,4 +140,9 @@ def _adapted(p: Path, plugin: str, signal: dict[str, Any], sig_index: int,
         data = data.reshape(1, 1, -1)
     elif len(nav) > 2:
         data = data.reshape(-1, data.shape[-1])
-    return data, _values(sig_axis), _unit(sig_axis), meta
+    values, unit = _values(sig_axis), _unit(sig_axis)
+    if plugin in _ROUNDED_HC and spectral_unit(unit) == ("eV", 1.0):
+        values, unit = _ROUNDED_HC[plugin] / values, "nm"
+        meta.update(axis_source_unit="eV",
+                    axis_note=f"eV axis written as {_ROUNDED_HC[plugin]:g} / wavelength, read back as wavelength")
+    return data, values, unit, meta

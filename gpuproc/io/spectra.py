@@ -132,7 +132,7 @@ def open_source(
                 raise ValueError(f"{p}: the file holds no spectral axis; give one ([input] axis, axis=)")
             yield _shaped(p, data, None), None, unit or "nm", meta
             return
-        meta = {**meta, "axis_source_unit": unit or "nm"}
+        meta = {"axis_source_unit": unit or "nm", **meta}
         laser = laser_nm if laser_nm is not None else meta.get("laser_nm")
         ax, unit = absolute_axis(ax, unit, laser, str(p))
         if laser is not None and meta["axis_source_unit"] in ("cm-1", "cm^-1", "1/cm"):
