@@ -1,0 +1,100 @@
+"""Pulls of every WAXS quantity the pipeline reports, through ``run_waxs`` on seeded synthetic
+scans (two 8 x 10 Pilatus 100k scans: 1920 per-reflection fits, 160 map positions), against the
+ground truth of :mod:`gpuproc.synth.waxs`; criterion in tests/pull_check.py.
+
+The fitted ``amplitude`` is the spot's peak height *in the cake*, whose bins broaden the spot
+(by ``cake_fwhm_q``, ``cake_fwhm_phi``, stored per reflection) at constant integral, while the
+truth is the height on the detector in counts; the truth is compared as
+``amplitude x fwhm_q / sqrt(fwhm_q^2 + cake_fwhm_q^2) x (same in phi)``.
+
+Where the pipeline does not meet the criterion the test keeps the issue's tolerance and is a
+strict xfail carrying the measured numbers, so that it flips when the bias is fixed.
+SAXS ``a_sc`` needs a Pilatus 1M scan (the 100k does not resolve the superlattice peaks).
+"""
+
+import numpy as np
+import pytest
+import tomli_w
+from pull_check import assert_calibrated, pulls
+
+from gpuproc.io.results import open_results
+from gpuproc.waxs.demo_data import write_demo_job
+from gpuproc.waxs.job import load_job
+from gpuproc.waxs.pipeline import run_waxs
+
+SEEDS = (0, 1)
+SHAPE = (8, 10)
+#: per-reflection result -> per-spot truth key
+SPOT_TRUTH = {"q0": "q0", "fwhm_q": "fwhm_q", "phi0": "azimuth_deg", "fwhm_phi": "fwhm_phi_deg"}
+#: map -> truth map
+MAP_TRUTH = {"a": "a", "b": "b", "size": "size_nm", "strain": "strain", "orientation": "phi0_deg",
+             "disorder": "disorder_rad"}
+PERIOD = {"phi0": 360.0, "orientation": 360.0}
+
+
+def _cake_amplitude(ds, truth, waxs):
+    """True spot height as the cake shows it (see the module docstring), (y, x, reflection)."""
+    out = truth["amplitude"][..., waxs]
+    for width, cake in (("fwhm_q", "cake_fwhm_q"), ("fwhm_phi_deg", "cake_fwhm_phi")):
+        w = truth[width][..., waxs]
+        out = out * w / np.sqrt(w**2 + ds[cake].values ** 2)
+    return out
+
+
+@pytest.fixture(scope="module")
+def waxs_pulls(tmp_path_factory):
+    """Pulls of every quantity, pooled over the seeded scans (one run each)."""
+    out: dict[str, list[np.ndarray]] = {}
+    for seed in SEEDS:
+        job, scan = write_demo_job(tmp_path_factory.mktemp(f"pulls{seed}"), SHAPE, seed=seed, figures=False,
+                                   job_overrides={"device": "cpu"})
+        ds = open_results(run_waxs(load_job(job)))
+        t = scan.truth
+        waxs = [i for i, r in enumerate(scan.reflections) if r.kind == "waxs"]
+        assert list(ds.reflection.values) == [scan.reflections[i].name for i in waxs]
+
+        def spot(name):
+            return np.moveaxis(ds[name].values, 0, -1), np.moveaxis(ds[name + "_err"].values, 0, -1)
+
+        for name, key in SPOT_TRUTH.items():
+            out.setdefault(name, []).append(pulls(*spot(name), t[key][..., waxs], PERIOD.get(name)))
+        out.setdefault("amplitude", []).append(pulls(*spot("amplitude"), _cake_amplitude(ds, t, waxs)))
+        for name, key in MAP_TRUTH.items():
+            out.setdefault(name, []).append(pulls(ds[name].values, ds[name + "_err"].values, t[key],
+                                                  PERIOD.get(name)))
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def _xfail(name, reason):
+    return pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=reason))
+
+
+@pytest.mark.parametrize("name", ["q0", "fwhm_q", "phi0", "fwhm_phi", "amplitude"])
+def test_per_reflection_pulls(waxs_pulls, name):
+    """Measured (n=1920, mean/sd): q0 -0.00/0.93, fwhm_q -0.17/0.93, phi0 +0.01/0.91, fwhm_phi
+    -0.05/0.88; amplitude (cake height) -0.29/0.94 on three seeds."""
+    assert_calibrated(waxs_pulls[name], name, min_n=0.95 * len(SEEDS) * np.prod(SHAPE) * 12)
+
+
+@pytest.mark.parametrize("name", [
+    "a", "b", "orientation",
+    _xfail("size", "measured n=160: pull mean +0.85, sd 0.82 (size 0.85 errors high)"),
+    _xfail("strain", "measured n=160: pull mean +0.52, sd 0.86 (strain 0.5 errors high)"),
+    _xfail("disorder", "measured n=160: pull mean +0.28, sd 0.58 (disorder_err ~1.7x too large)"),
+])
+def test_map_pulls(waxs_pulls, name):
+    """Measured (n=160, mean/sd): a -0.03/0.99, b +0.05/0.93, orientation +0.05/0.93."""
+    assert_calibrated(waxs_pulls[name], name, min_n=0.95 * len(SEEDS) * np.prod(SHAPE))
+
+
+def test_superlattice_pulls(tmp_path):
+    """<a_SC> from the four SAXS peaks (Friedel pairs grouped) on a 6 x 8 Pilatus 1M scan."""
+    import tomllib
+
+    job, scan = write_demo_job(tmp_path, (6, 8), detector="Pilatus1M", seed=2, npt_q=1200, npt_azimuth=180,
+                               figures=False, job_overrides={"device": "cpu"})
+    data = tomllib.loads(job.read_text())
+    data["derive"] = {"saxs_groups": [["sc10", "sc-10"], ["sc01", "sc0-10"]]}
+    job.write_text(tomli_w.dumps(data))
+    ds = open_results(run_waxs(load_job(job)))
+    assert_calibrated(pulls(ds.a_sc.values, ds.a_sc_err.values, scan.truth["a_sc"]), "a_sc", min_n=48)
