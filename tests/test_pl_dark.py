@@ -44,6 +44,10 @@ def test_dark_in_the_maps_own_hdf5_file(tmp_path):
     assert d.frames.shape == (2, N)
     with pytest.raises(ValueError, match=r"map.h5 is the map's own file: name the dark's array in it"):
         read_dark(tmp_path / "map.h5", AXIS_DESC, "nm", map_source=tmp_path / "map.h5")
+    with h5py.File(tmp_path / "map.h5", "r") as f:
+        spectra = f["data"][()]
+    with pytest.raises(ValueError, match=r"::/data is the map's own data \(12 spectra"):
+        read_dark(f"{tmp_path / 'map.h5'}::/data", AXIS_DESC, "nm", map_source=tmp_path / "map.h5", spectra=spectra)
     with pytest.raises(ValueError, match="'calib' is a group"):
         read_dark(f"{tmp_path / 'map.h5'}::calib", AXIS_DESC, "nm", map_source=tmp_path / "map.h5")
 

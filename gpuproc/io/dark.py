@@ -2,8 +2,8 @@
 
 ``[spectra] dark`` is a number, a file (``dark.h5``, ``dark.npy``, ``dark.txt``, ``dark.sif``, ...)
 or ``file::name`` (an array inside an HDF5/NPZ/Zarr container, e.g. the dark stored in the
-map's own file: ``map.h5::/dark``). A dark in the map's own file must be named so: the map's
-data are never read as its dark. Checks against the spectra, each error naming both:
+map's own file: ``map.h5::/dark``). A dark in the map's own file must be named so, and a named
+array there that holds the map's spectra is refused: the map's data are never read as its dark. Checks against the spectra, each error naming both:
 
 - channel count;
 - the dark's axis, when its file has one: the same values (converted to the spectra's unit),
@@ -95,11 +95,14 @@ def read_dark(
     if isinstance(dark, (int, float)):
         return Dark(np.full(axis.shape, float(dark)), None, f"{float(dark):g} counts per channel")
     path, name = split_source(dark)
-    _not_the_map(path, name, map_source)
+    same_file = _not_the_map(path, name, map_source)
     source = str(dark)
     with open_source(dark, data_path=name or DEFAULT_DATA, axis_path=axis_path, laser_nm=laser_nm,
                      need_axis=False) as (data, dark_axis, dark_unit, _):
         frames = np.asarray(data, dtype=np.float64).reshape(-1, data.shape[-1])
+    if same_file and spectra is not None and _is_the_map(frames, spectra):
+        raise ValueError(f"dark {source} is the map's own data ({frames.shape[0]} spectra equal to the map's); "
+                         "name the dark's array")
     if frames.shape[1] != axis.size:
         raise ValueError(f"dark {source}: {frames.shape[1]} channels, the spectra {axis.size} "
                          f"({_span(axis, unit)})")
@@ -111,13 +114,25 @@ def read_dark(
     return Dark(mean, frames if frames.shape[0] > 1 else None, source)
 
 
-def _not_the_map(path: Path, name: str | None, map_source: str | Path | None) -> None:
+def _not_the_map(path: Path, name: str | None, map_source: str | Path | None) -> bool:
+    """Whether the dark lies in the map's own file; naming that file alone is an error."""
     if map_source is None:
-        return
+        return False
     map_path, _ = split_source(map_source)
-    if path.exists() and map_path.exists() and path.resolve() == map_path.resolve() and name is None:
+    same = path.exists() and map_path.exists() and path.resolve() == map_path.resolve()
+    if same and name is None:
         raise ValueError(f"dark {path} is the map's own file: name the dark's array in it "
                          f"(dark = \"{path.name}::/dark\"); the map's data are not a dark")
+    return same
+
+
+def _is_the_map(frames: np.ndarray, spectra: Any) -> bool:
+    """A dark array in the map's file that holds the map's spectra (named by its own path)."""
+    n_spectra = int(np.prod(spectra.shape[:-1]))
+    if frames.shape != (n_spectra, spectra.shape[-1]):
+        return False
+    first = np.asarray(spectra[0], dtype=np.float64).reshape(-1, spectra.shape[-1])[0]
+    return bool(np.allclose(frames[0], first, equal_nan=True))
 
 
 def _in_unit(values: np.ndarray, have: str, want: str) -> np.ndarray:
