@@ -58,7 +58,7 @@ def assert_same(ours: np.ndarray, res) -> None:
     np.testing.assert_allclose(ours[~empty], res.intensity[~empty], rtol=1e-5)
 
 
-@pytest.mark.parametrize("split", ["bbox", "no", "full"])
+@pytest.mark.parametrize("split", ["bbox", "no"])
 @pytest.mark.parametrize(
     "corrections",
     [dict(pol=None, solid=False, use_dark=False), dict(pol=0.95, solid=True, use_dark=True)],

@@ -387,14 +387,35 @@ class CakeIntegrator:
         self._norm_dev = self._xp.asarray(self.norm)
         self.count = self._to_cake((self._host @ (~static_mask).ravel().astype(np.float32))[None])[0]
 
-    def bin_spread(self) -> tuple[np.ndarray, np.ndarray]:
+    def bin_spread(self, invalid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Variance of the contributing pixel centres about their mean in every bin, (n_azimuth,
-        n_q) in q unit^2 and degree^2: the broadening the cake adds (gpuproc.waxs.broadening)."""
+        n_q) in q unit^2 and degree^2: the broadening the cake adds (gpuproc.waxs.broadening);
+        with the pixels ``invalid`` (flat indices, e.g. :meth:`shared_invalid`) left out."""
         from gpuproc.waxs.broadening import bin_spread, pixel_centres
 
         q_pix, chi_pix = pixel_centres(self.ai, self.shape, self.unit)
+        pixel_norm = self._norm_pixel
+        if invalid is not None and len(invalid):
+            pixel_norm = pixel_norm.copy()
+            pixel_norm[invalid] = 0
         return bin_spread(self._host, self._row_dest, q_pix.ravel(), chi_pix.ravel(), self.q, self.azimuth,
-                          self._norm_pixel)
+                          pixel_norm)
+
+    def shared_invalid(self, frames: Any) -> np.ndarray:
+        """Pixels (sorted flat indices) invalid in every one of ``frames`` and not statically
+        masked: the flags a detector writes into each frame (Dectris -1/-2, 2**32-1 on dead
+        pixels). Set-up statistics for a typical frame leave them out (:meth:`typical_norm`,
+        :meth:`bin_spread`); integration does not need them (each frame's own pixels decide)."""
+        frames = self._as_batch(frames)
+        bad = ~self._valid(self._xp.asarray(frames).reshape(frames.shape[0], -1))
+        return np.flatnonzero(self._to_host(bad.all(axis=0)) & ~self._static)
+
+    def typical_norm(self, invalid: np.ndarray) -> np.ndarray:
+        """Cake normalisation (npt_azimuth, npt_q), NumPy, of a frame whose pixels ``invalid``
+        (sorted flat indices, e.g. :meth:`shared_invalid`) are invalid: :attr:`norm` without them."""
+        if not len(invalid):
+            return self.norm
+        return self._to_host(self._pattern_norm(np.asarray(invalid, np.int64)))
 
     def _device_csr(self, host: Any) -> Any:
         """The CSR matrix (n_bins, n_pixels) on the integrator's device."""
