@@ -159,7 +159,7 @@ def test_zarr(tmp_path):
     assert meta["sample"] == "SC-1"
 
 
-def write_sif(path, frames, coefficients):
+def write_sif(path, frames, coefficients, user_text=""):
     """A minimal Andor SIF file (layout of sif_parser's reader, SIF version 65540): spectra of
     one detector row, a wavelength polynomial c0 + c1 p + c2 p^2 + c3 p^3 of pixel p = 1..n."""
     n_frames, width = frames.shape
@@ -169,7 +169,7 @@ def write_sif(path, frames, coefficients):
         "0.0 1e-06 0 1 1.0 0 0 0.0 " + "0 " * 16 + "500.0 rest\n"
         "DU401_BV\n"
         f"{width} 1 12\nsynthetic.sf \n"
-        "65538 0\n\n"
+        f"65538 {len(user_text)}\n{user_text}\n"
         "65538 12345678 0.0 0.0\n"
         "65539 " + " ".join(f"{c:.10g}" for c in coefficients) + "\n"
         "0 1 0 0\n0 1 0 0\n0\n422\n13\n13\n"
@@ -190,6 +190,12 @@ def test_sif(tmp_path):
     assert u == "nm" and meta["exposure_s"] == pytest.approx(0.1) and meta["mode"] == "timeseries"
     store = open_spectra(ingest_spectra(tmp_path / "s.sif", tmp_path / "s.zarr"))
     assert store.mode == "timeseries" and store.attrs["time_step_s"] == pytest.approx(3.02)  # CycleTime
+    per_frame = "\n".join(f"Calibration data for frame {i + 1}: " + ",".join(map(str, coef)) for i in range(3))
+    write_sif(tmp_path / "f.sif", DATA, [0, 1, 0, 0], per_frame)  # one calibration per frame, all equal
+    np.testing.assert_allclose(read_spectra(tmp_path / "f.sif")[1], a)
+    write_sif(tmp_path / "g.sif", DATA, [0, 1, 0, 0], per_frame.replace("0.127", "0.128", 1))
+    with pytest.raises(ValueError, match="g.sif: the 3 frames have different wavelength calibrations"):
+        read_spectra(tmp_path / "g.sif")
     (tmp_path / "bad.sif").write_bytes(b"not a sif file at all, just some bytes....\n")
     with pytest.raises(ValueError, match="not a readable Andor SIF"):
         read_spectra(tmp_path / "bad.sif")

@@ -3,7 +3,8 @@
 The data are (frames, rows, channels); a single row is squeezed, so a kinetic series is
 (frames, channels) (a time series, time step ``CycleTime`` s) and one frame is a 1 x 1 map. The
 axis is the wavelength calibration polynomial ``c0 + c1 p + c2 p^2 + c3 p^3`` of the pixel
-p = 1..n (as Solis writes it in its ``.asc`` export; the identity 0 1 0 0 means none), in nm, or
+p = 1..n (as Solis writes it in its ``.asc`` export; the identity 0 1 0 0 means none; files with
+one calibration per frame need them all equal), in nm, or
 cm^-1 with the ``RamanExWavelength`` laser line when ``FrameAxis`` is a Raman shift. A file
 without a calibration whose frames are images (several rows) holds no spectra and is refused.
 """
@@ -14,6 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+
+def _per_frame_calibration(p: Path, vendor: dict[str, Any]) -> list[float] | None:
+    """The calibration of files that store one per frame (``Calibration data for frame N``),
+    when all frames share it (one axis for all spectra)."""
+    per_frame = [vendor[k] for k in sorted(vendor) if k.startswith("Calibration_data_for_frame_")]
+    if not per_frame:
+        return None
+    if any(not np.allclose(c, per_frame[0]) for c in per_frame):
+        raise ValueError(f"{p}: the {len(per_frame)} frames have different wavelength calibrations; "
+                         "gpuproc needs one spectral axis for all spectra")
+    return list(per_frame[0])
 
 
 def read_sif(p: Path, data_path: str, axis_path: str) -> tuple[np.ndarray, np.ndarray, str, dict[str, Any]]:
@@ -27,7 +40,7 @@ def read_sif(p: Path, data_path: str, axis_path: str) -> tuple[np.ndarray, np.nd
     data = np.asarray(data)
     vendor = {k: (v.decode(errors="replace") if isinstance(v, bytes) else v) for k, v in info.items() if k != "tile"}
     frame_axis = str(vendor.get("FrameAxis", "")).lower()
-    coef = vendor.get("Calibration_data")
+    coef = vendor.get("Calibration_data") or _per_frame_calibration(p, vendor)
     calibrated = coef is not None and any(np.asarray(coef, dtype=float) != [0.0, 1.0, 0.0, 0.0][:len(coef)])
     if not calibrated and data.shape[1] > 1:
         raise ValueError(f"{p}: holds images ({data.shape[0]} frame(s) of {data.shape[1]} x {data.shape[2]} "
