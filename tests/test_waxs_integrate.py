@@ -327,3 +327,21 @@ def test_intervals_are_pyfai_rule_on_every_value(dtype, dummy, delta):
     for lo, hi in invalid_intervals(np.dtype(dtype), rule):
         got |= (values >= lo) & (values <= hi)
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.int32, np.uint32, np.float32])
+def test_gpu_flags_match_cpu(setup, dtype):
+    """pyFAI's dummy rule, the flat rule and the unsigned maximum on the GPU path (CuPy)."""
+    frames, mask, dark, flat = setup
+    rng = np.random.default_rng(9)
+    frames = frames.astype(dtype)
+    flagged = rng.random(frames.shape) < 0.1
+    frames[flagged] = np.iinfo(dtype).max if dtype == np.uint32 else -2
+    flat = flat.copy()
+    flat[3, :50] = -1.5
+    kw = dict(npt_q=NPT_Q, npt_azimuth=NPT_AZ, q_range=Q_RANGE, mask=mask, dark=dark, flat=flat)
+    cpu = CakeIntegrator(flagged_ai(), device="cpu", **kw).integrate(frames)
+    gpu = CakeIntegrator(flagged_ai(), device="gpu", **kw).integrate(frames).get()
+    np.testing.assert_array_equal(np.isnan(gpu), np.isnan(cpu))
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-5)
