@@ -216,18 +216,24 @@ def write_spe2(path, frames, coef, laser_nm):
     path.write_bytes(bytes(h) + frames.astype("<u2").tobytes())
 
 
-def write_spe3(path, frame, wavelengths):
-    """A LightField SPE 3.0 file: one float32 frame of one row, XML footer with the wavelengths."""
+def write_spe3(path, frames, wavelengths, frame_rate=None, metadata_bytes=0):
+    """A LightField SPE 3.0 file: float32 frames of one row (each followed by ``metadata_bytes``
+    of per-frame metadata), XML footer with the wavelengths and the frame rate."""
+    frames = np.atleast_2d(frames)
+    size = frames.shape[1] * 4
+    stride = size + metadata_bytes
+    data = b"".join(f.astype("<f4").tobytes() + bytes(metadata_bytes) for f in frames)
     h = bytearray(4100)
     struct.pack_into("<f", h, 1992, 3.0)
-    data = frame.astype("<f4").tobytes()
     struct.pack_into("<Q", h, 678, 4100 + len(data))
+    rate = "" if frame_rate is None else f'<Experiment><FrameRate type="Double">{frame_rate}</FrameRate></Experiment>'
     xml = ('<SpeFormat version="3.0" xmlns="http://www.princetoninstruments.com/spe/2009"><DataFormat>'
-           f'<DataBlock type="Frame" count="1" pixelFormat="MonochromeFloating32" size="{len(data)}" '
-           f'stride="{len(data)}"><DataBlock type="Region" count="1" width="{frame.size}" height="1" '
-           f'size="{len(data)}" stride="{len(data)}"/></DataBlock></DataFormat><Calibrations>'
+           f'<DataBlock type="Frame" count="{len(frames)}" pixelFormat="MonochromeFloating32" size="{size}" '
+           f'stride="{stride}"><DataBlock type="Region" count="1" width="{frames.shape[1]}" height="1" '
+           f'size="{size}" stride="{size}"/></DataBlock></DataFormat><Calibrations>'
            '<WavelengthMapping id="1"><Wavelength xml:space="preserve">'
-           + ",".join(f"{w:.9f}" for w in wavelengths) + "</Wavelength></WavelengthMapping></Calibrations></SpeFormat>")
+           + ",".join(f"{w:.9f}" for w in wavelengths) + "</Wavelength></WavelengthMapping></Calibrations>"
+           + rate + "</SpeFormat>")
     path.write_bytes(bytes(h) + data + xml.encode())
 
 
@@ -242,6 +248,9 @@ def test_spe_v2_and_v3(tmp_path):
     assert u == "nm" and meta["laser_nm"] == 636.3 and meta["mode"] == "timeseries"
     write_spe3(tmp_path / "b.spe", DATA[0], AXIS)
     check(read_spectra(tmp_path / "b.spe"), data=DATA[:1].reshape(1, 1, 16))
+    write_spe3(tmp_path / "c.spe", DATA, AXIS, frame_rate=0.25, metadata_bytes=16)  # a kinetic series
+    meta = check(read_spectra(tmp_path / "c.spe"))
+    assert meta["mode"] == "timeseries" and meta["time_step_s"] == 4.0
     (tmp_path / "short.spe").write_bytes(bytes(100))
     with pytest.raises(ValueError, match="short.spe: not an SPE file"):
         read_spectra(tmp_path / "short.spe")
