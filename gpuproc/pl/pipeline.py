@@ -1,8 +1,8 @@
 """The PL pipeline: spectra store -> photon energy -> per-pixel peak fits -> results, maps, figures.
 
 :func:`run_pl` reads the spectra store a block of ``batch_rows`` map rows (or time points) at a
-time, preprocesses each block on the fitting device (dark, cosmic rays, energy axis and
-Jacobian, crop, Poisson weights), fits it with :func:`gpuproc.pl.peaks.fit_peaks` and writes it
+time, preprocesses each block on the fitting device (dark or bias, cosmic rays, energy axis and
+Jacobian, crop, detector-noise weights), fits it with :func:`gpuproc.pl.peaks.fit_peaks` and writes it
 to the results store (:class:`gpuproc.io.results.ResultStore`), so memory stays bounded by one
 block. Then it adds the statistics (peak-energy quartiles over the sample), the shift map
 against a second map, or the event responses of a time series, writes the figures and marks the
@@ -33,10 +33,11 @@ import zarr
 from gpuproc.backend import get_xp, to_numpy
 from gpuproc.config import ConfigError
 from gpuproc.io.results import ResultLayout, ResultStore, Variable
-from gpuproc.io.spectra import read_spectra
+from gpuproc.io.dark import Dark, read_dark
 from gpuproc.pl import spectra as sp
 from gpuproc.pl.ingest import SpectraStore, ingest_spectra, is_spectra_store, open_spectra
 from gpuproc.pl.job import PLJob, load_job
+from gpuproc.pl.noise import NoiseModel, estimate_noise
 from gpuproc.pl.peaks import fit_peaks
 from gpuproc.pl.register import shift_map
 from gpuproc.pl.timeseries import event_responses, response_curve
@@ -50,6 +51,9 @@ from gpuproc.run.summary import RunResult, check_failed_fraction, stored_result
 QUANTILES = (0.25, 0.5, 0.75)
 FLAG_NONFINITE = 1  #: the spectrum holds NaN or infinite counts
 FLAG_NO_PEAK = 2  #: no admissible fit (dark pixel or failed fit)
+NOISE_SAMPLE = 16  #: map rows (x 16 time points) read to estimate the "auto" noise model
+#: results in units of the data, scaled back from the shifted-Poisson counts of the Poisson estimator
+COUNT_RESULTS = ("amplitude", "amplitude_err", "area", "area_err", "total_area", "peak_amplitude", "peak_area")
 
 
 @dataclass
@@ -62,9 +66,14 @@ class Preprocessor:
         Raw spectral axis (nm or eV).
     unit : {"nm", "eV"}
     dark : ndarray, shape (n_channels,) or None
-        Dark spectrum in counts per channel, raw channel order.
+        Dark spectrum in counts per channel, raw channel order; without one ``noise.bias`` is
+        subtracted.
     options : SpectraSection
         The job's ``[spectra]`` settings.
+    noise : NoiseModel
+        Detector noise of the dark-subtracted counts: the least-squares weights.
+    poisson : bool
+        The Poisson estimator fits: spectra become shifted-Poisson counts (:meth:`NoiseModel.poisson_counts`).
     energy : ndarray, shape (n_energy,)
         Ascending, cropped photon-energy axis the fits use, eV.
     """
@@ -73,12 +82,15 @@ class Preprocessor:
     unit: str
     dark: np.ndarray | None
     options: Any  # SpectraSection
+    noise: NoiseModel
+    poisson: bool
     energy: np.ndarray
     _order: np.ndarray
     _keep: slice
 
     @classmethod
-    def build(cls, axis: np.ndarray, unit: str, dark: np.ndarray | None, options: Any) -> Preprocessor:
+    def build(cls, axis: np.ndarray, unit: str, dark: np.ndarray | None, options: Any, noise: NoiseModel,
+              poisson: bool = False) -> Preprocessor:
         """Energy axis, channel order and crop window of ``axis``."""
         full = np.asarray(axis, dtype=np.float64) if unit == "eV" else sp.wavelength_to_energy(
             axis, options.medium, options.n_air)
@@ -86,7 +98,7 @@ class Preprocessor:
         lo, hi = options.energy_range or (None, None)
         energy, _ = sp.crop(full[order], full[order][None], lo, hi)
         start = int(np.searchsorted(full[order], energy[0]))
-        return cls(axis, unit, dark, options, energy, order, slice(start, start + energy.size))
+        return cls(axis, unit, dark, options, noise, poisson, energy, order, slice(start, start + energy.size))
 
     def __call__(self, counts: Any, xp: ModuleType) -> tuple[Any, Any, Any, Any]:
         """Process (n, n_channels) counts.
@@ -94,21 +106,22 @@ class Preprocessor:
         Returns
         -------
         intensity, weights, n_spikes, nonfinite
-            (n, n_energy) intensity on :attr:`energy`, Poisson weights (or None), spikes removed
-            per spectrum, and True where the raw spectrum had non-finite counts.
+            (n, n_energy) intensity on :attr:`energy`, noise-model weights (or None), spikes
+            removed per spectrum, and True where the raw spectrum had non-finite counts.
         """
         o = self.options
         y = xp.asarray(counts, dtype=np.float64)
         nonfinite = ~xp.all(xp.isfinite(y), axis=-1)
-        if self.dark is not None:
-            y = sp.subtract_dark(y, xp.asarray(self.dark))
+        y = sp.subtract_dark(y, xp.asarray(self.dark)) if self.dark is not None else y - self.noise.bias
         n_spikes = xp.zeros(y.shape[0], dtype=np.int16)
         if o.remove_spikes:
             y, spikes = sp.remove_spikes(y)
             n_spikes = spikes.sum(axis=-1).astype(np.int16)
+        if self.poisson:
+            y = self.noise.poisson_counts(y)
         es = sp.to_energy(y, xp.asarray(self.axis), self.unit, jacobian=o.jacobian, per_channel=o.per_channel,
                           medium=o.medium, n_air=o.n_air)
-        w = sp.poisson_weights(y[..., xp.asarray(self._order)], es.scale) if o.weights == "poisson" else None
+        w = self.noise.weights(y[..., xp.asarray(self._order)], es.scale) if o.weights == "poisson" else None
         crop = (Ellipsis, self._keep)
         return es.intensity[crop], None if w is None else w[crop], n_spikes, nonfinite
 
@@ -130,7 +143,7 @@ def result_variables(job: PLJob, mode: str) -> dict[str, Variable]:
     }
     out = {k: Variable(lead, np.float32, u, n) for k, (u, n) in spec.items()}
     out["n_peaks"] = Variable(lead, np.int8, "", "number of peaks chosen by BIC (0: none)", 0)
-    out["status"] = Variable(lead, np.uint8, "", "fit status of the chosen fit (0: converged)", 255)
+    out["status"] = Variable(lead, np.uint8, "", "fit status of the chosen fit (0: converged, 5: no peak)", 255)
     out["flag"] = Variable(lead, np.uint8, "", "1: non-finite counts, 2: no admissible fit", 0)
     out["n_spikes"] = Variable(lead, np.int16, "", "cosmic-ray channels replaced", 0)
     out["bic"] = Variable(per_peak, np.float32, "", "BIC of the fit with `peak` peaks (inf: inadmissible)")
@@ -197,8 +210,11 @@ class PlBlocks(StoreBlocks):
         _check(job)
         self.job = job
         self.spectra = spectra_store(job) if create else open_spectra(spectra_path(job))
-        self.prep = Preprocessor.build(self.spectra.axis, self.spectra.attrs["axis_unit"], _dark(job, self.spectra),
-                                       job.spectra)
+        dark = read_dark(job.spectra.dark, self.spectra.axis, self.spectra.attrs["axis_unit"],
+                         spectra=self.spectra.spectra, map_source=job.input.source, laser_nm=job.input.laser_nm)
+        mean = None if dark is None else dark.mean
+        self.prep = Preprocessor.build(self.spectra.axis, self.spectra.attrs["axis_unit"], mean, job.spectra,
+                                       noise_model(job, self.spectra, dark), job.fit.estimator == "poisson")
         self.open_results(job, _layout(job, self.spectra, self.prep), create)
 
     def run_block(self, block: int) -> None:
@@ -214,7 +230,7 @@ class PlBlocks(StoreBlocks):
     def finalize(self) -> None:
         """Statistics, shift map or event responses, figures; then mark the store complete."""
         job, store, results = self.job, self.spectra, self.results
-        attrs = _statistics(job, results)
+        attrs = _statistics(job, results) | self.prep.noise.attrs()
         if store.mode == "map" and job.input.second is not None:
             attrs.update(_shift(job, results))
         if store.mode == "timeseries":
@@ -255,7 +271,8 @@ def spectra_store(job: PLJob) -> SpectraStore:
         if own and existing.mode == i.mode and existing.attrs.get("source_fingerprint") == source_fingerprint:
             return existing
     events = None if i.events is None else [dataclasses.asdict(e) for e in i.events]
-    ingest_spectra(i.source, target, data_path=i.data_path, axis_path=i.axis_path, axis_unit=i.axis_unit, mode=i.mode,
+    ingest_spectra(i.source, target, data_path=i.data_path, axis_path=i.axis_path, axis=i.axis, axis_unit=i.axis_unit,
+                   laser_nm=i.laser_nm, mode=i.mode,
                    shape=i.shape, step_um=i.step_um, time_step_s=i.time_step_s, events=events,
                    overwrite=own or job.job.overwrite)
     zarr.open_group(str(target), mode="r+").attrs["source_fingerprint"] = source_fingerprint
@@ -268,20 +285,27 @@ def _check(job: PLJob) -> None:
     if job.fit.estimator == "poisson" and (s.per_channel or s.jacobian or s.weights != "none"):
         raise ConfigError("[fit] estimator = 'poisson' fits raw counts: set [spectra] per_channel = false, "
                           "jacobian = false and weights = 'none'")
+    if job.fit.estimator == "poisson" and job.fit.background == "none":
+        raise ConfigError("[fit] estimator = 'poisson' needs a background (it holds the read-noise offset "
+                          "read_noise^2 / gain of the shifted-Poisson counts)")
     if job.input.second is not None and job.input.mode != "map":
         raise ConfigError("[input] second (shift map) needs mode = 'map'")
 
 
-def _dark(job: PLJob, store: SpectraStore) -> np.ndarray | None:
-    """Dark spectrum (counts per channel, raw channel order) from a number or a file."""
-    dark = job.spectra.dark
-    if dark is None or isinstance(dark, float):
-        return None if dark is None else np.full(store.axis.shape, dark)
-    data, _, _, _ = read_spectra(dark, axis=store.axis if Path(dark).suffix == ".npy" else None)
-    spectrum = np.asarray(data, dtype=np.float64).reshape(-1, data.shape[-1]).mean(axis=0)
-    if spectrum.shape != store.axis.shape:
-        raise ValueError(f"{dark}: dark spectrum has {spectrum.size} channels, the spectra {store.axis.size}")
-    return spectrum
+def noise_model(job: PLJob, store: SpectraStore, dark: Dark | None) -> NoiseModel:
+    """The job's detector noise model, its "auto" values estimated from the dark (its frames when
+    it has several) and a sample of the spectra (NOISE_SAMPLE evenly spaced map rows, or 16 x as
+    many time points)."""
+    s = job.spectra
+    given = {"gain": s.gain, "read_noise": s.read_noise, "bias": s.bias}
+    if "auto" not in given.values():
+        return NoiseModel(**given)
+    n0 = store.spectra.shape[0]
+    limit = NOISE_SAMPLE if store.mode == "map" else 16 * NOISE_SAMPLE
+    rows = np.unique(np.linspace(0, n0 - 1, min(n0, limit)).round().astype(int))
+    sample = np.asarray(store.spectra.oindex[rows], dtype=np.float64)
+    mean, frames = (None, None) if dark is None else (dark.mean, dark.frames)
+    return estimate_noise(sample.reshape(-1, sample.shape[-1]), mean, frames, **given)
 
 
 def _layout(job: PLJob, store: SpectraStore, prep: Preprocessor) -> ResultLayout:
@@ -312,10 +336,12 @@ def fit_block(counts: np.ndarray, prep: Preprocessor, job: PLJob, keep_spectra: 
     maps = fit_peaks(intensity, xp.asarray(prep.energy), max_peaks=f.max_peaks, background=f.background,
                      weights=weights, estimator=f.estimator, min_significance=f.min_significance,
                      device=job.job.device).as_dict()
+    if prep.poisson:
+        maps.update({k: maps[k] * prep.noise.gain for k in COUNT_RESULTS})
     maps["n_spikes"], maps["flag"] = n_spikes, (nonfinite * FLAG_NONFINITE + (maps["n_peaks"] == 0) * FLAG_NO_PEAK)
     out = {k: to_numpy(v).reshape(lead + v.shape[1:]) for k, v in maps.items()}
-    if keep_spectra:
-        out["intensity"] = to_numpy(intensity)
+    if keep_spectra:  # the Poisson estimator's shifted counts back in ADU
+        out["intensity"] = to_numpy(prep.noise.gain * intensity - prep.noise.shift if prep.poisson else intensity)
     return out
 
 
@@ -409,10 +435,11 @@ def _figures(job: PLJob, store: SpectraStore, prep: Preprocessor, results: Resul
         shift = results.read("shift_mev") if "shift_mev" in results.group else None
         report.map_figures(read, results.read("sample"), store.attrs["step_um"], folder, shift_mev=shift)
         pick = report.example_pixels(read["n_peaks"], results.read("sample"))
-        spectra, _, _, _ = prep(np.stack([store.spectra[p] for p in pick]), np)
-        peaks = results.read("peak_energy")
-        report.plot_spectra(prep.energy, spectra, [peaks[p] for p in pick], [f"pixel {p}" for p in pick],
-                            folder / "spectra_examples.png")
+        if pick:  # none when no pixel has a peak
+            spectra, _, _, _ = prep(np.stack([store.spectra[p] for p in pick]), np)
+            peaks = results.read("peak_energy")
+            report.plot_spectra(prep.energy, spectra, [peaks[p] for p in pick], [f"pixel {p}" for p in pick],
+                                folder / "spectra_examples.png")
     else:
         events = _events(job, store)
         time = results.read("time")
