@@ -1,24 +1,19 @@
-"""Shared fixtures and the ``gpu`` marker: GPU tests skip cleanly where CuPy sees no device;
+"""Shared fixtures and the ``gpu`` marker: GPU tests skip where CuPy is missing or sees no device,
+and fail where it is installed but broken;
 ``realdata`` gives the folder of real sample files (skip without it, fail under CI=true)."""
 
 import pytest
 from realdata import realdata_path
 
-from gpuproc.backend import gpu_available
-
-
-def pytest_collection_modifyitems(config, items):
-    if gpu_available():
-        return
-    skip = pytest.mark.skip(reason="needs a CUDA GPU with CuPy (gpuproc[gpu])")
-    for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
-
 
 def pytest_runtest_setup(item):
-    """``slurm`` tests, before their fixtures: skipped without a controller, failed under CI=true
-    (run_helpers.require_slurm)."""
+    """Before their fixtures: ``gpu`` tests skipped without CuPy or a device and failed with a
+    broken CuPy (gpu_env.require_gpu); ``slurm`` tests skipped without a controller, failed under
+    CI=true (run_helpers.require_slurm)."""
+    if item.get_closest_marker("gpu") is not None:
+        from gpu_env import require_gpu
+
+        require_gpu()
     if item.get_closest_marker("slurm") is not None:
         from run_helpers import require_slurm
 
