@@ -28,10 +28,9 @@ template <class T>
 struct Rules {
     using C = std::conditional_t<std::is_floating_point_v<T>, float, T>;  // comparison type
     C lo[NIV], hi[NIV];  // unused intervals are empty: lo = max, hi = lowest
-    bool check_sat = false, has_sat = false, force = false;
-    double sat = 0;
+    bool has_sat = false, force = false;  // v > sat_t is invalid; force: every value is
     T sat_t{};
-    Rules(int n_iv, const double* iv, bool check_sat_, double sat_) : check_sat(check_sat_), sat(sat_) {
+    Rules(int n_iv, const double* iv, bool check_sat, double sat) {
         for (int i = 0; i < NIV; ++i) {
             lo[i] = std::numeric_limits<C>::max();
             hi[i] = std::numeric_limits<C>::lowest();
@@ -46,29 +45,16 @@ struct Rules {
             if (check_sat && !(sat >= top)) {  // v > sat <=> v > floor(sat) for integers
                 const double s = std::floor(sat);
                 if (s < low) {
-                    force = true;  // every value is above: let the exact pass flag them all
+                    force = true;  // every value is above
                 } else {
                     has_sat = true;
                     sat_t = static_cast<T>(s);
                 }
             }
-        } else {
-            // floating frames: flagged here, decided by the exact (scalar) test in the fix-up pass
+        } else {  // the caller passes a saturation exact in T (float32 frames: rounded to float32)
             has_sat = check_sat;
             sat_t = static_cast<T>(sat);
         }
-    }
-    // v is invalid (exact test)
-    inline bool invalid(T v) const {
-        bool bad = check_sat && (static_cast<double>(v) > sat);
-        if constexpr (std::is_floating_point_v<T>) {
-            const float c = static_cast<float>(v);
-            bad |= !std::isfinite(c);
-            for (int i = 0; i < NIV; ++i) bad |= (c >= lo[i]) & (c <= hi[i]);
-        } else {
-            for (int i = 0; i < NIV; ++i) bad |= (v >= lo[i]) & (v <= hi[i]);
-        }
-        return bad;
     }
 };
 
@@ -98,27 +84,32 @@ long long prepare(const T* frames, long long n, long long npix, const float* dar
             for (long long f = 0; f < nf; ++f) {
                 const T* src = frames + (f0 + f) * npix + p0;
                 float* row = tmp + f * TILE;
-                int flag = th.force;
-#pragma omp simd reduction(| : flag)
+                uint8_t invalid[TILE];  // the exact test, vectorised: the frame's type or float32
+                int any = 0, high = 0;
+#pragma omp simd reduction(| : any, high)
                 for (long long p = 0; p < np_; ++p) {
                     const T v = src[p];
-                    row[p] = to_float(v) - dark[p0 + p];
-                    if constexpr (std::is_same_v<T, uint32_t>) flag |= (v >> 31);
                     const C c = static_cast<C>(v);
-                    if constexpr (std::is_floating_point_v<T>) flag |= !(c - c == 0);  // inf, nan
-                    for (int i = 0; i < NIV; ++i) flag |= (c >= th.lo[i]) & (c <= th.hi[i]);
-                    if (th.has_sat) flag |= (v > th.sat_t);
+                    int b = th.force;
+                    if constexpr (std::is_floating_point_v<T>) b |= !(c - c == 0);  // inf, nan
+                    for (int i = 0; i < NIV; ++i) b |= (c >= th.lo[i]) & (c <= th.hi[i]);
+                    if (th.has_sat) b |= (v > th.sat_t);
+                    if constexpr (std::is_same_v<T, uint32_t>) high |= (v >> 31);
+                    invalid[p] = static_cast<uint8_t>(b);
+                    row[p] = b ? 0.0f : to_float(v) - dark[p0 + p];
+                    any |= b;
                 }
-                if (flag) {  // rare: exact conversion and exact validity test, one pixel at a time
+                if constexpr (std::is_same_v<T, uint32_t>) {
+                    if (high) {  // rare: values >= 2**31, converted exactly one at a time
+                        for (long long p = 0; p < np_; ++p)
+                            if ((src[p] >> 31) && !invalid[p]) row[p] = static_cast<float>(src[p]) - dark[p0 + p];
+                    }
+                }
+                if (any) {  // list the invalid pixels that are not masked for good
                     for (long long p = 0; p < np_; ++p) {
-                        const T v = src[p];
-                        row[p] = static_cast<float>(v) - dark[p0 + p];
-                        if (th.invalid(v)) {
-                            row[p] = 0.0f;
-                            if (unlisted[p0 + p]) continue;
-                            if (count < cap) bad[count] = (f0 + f) * npix + p0 + p;
-                            ++count;
-                        }
+                        if (!invalid[p] || unlisted[p0 + p]) continue;
+                        if (count < cap) bad[count] = (f0 + f) * npix + p0 + p;
+                        ++count;
                     }
                 }
             }
