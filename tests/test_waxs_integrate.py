@@ -345,3 +345,20 @@ def test_gpu_flags_match_cpu(setup, dtype):
     gpu = CakeIntegrator(flagged_ai(), device="gpu", **kw).integrate(frames).get()
     np.testing.assert_array_equal(np.isnan(gpu), np.isnan(cpu))
     np.testing.assert_allclose(gpu, cpu, rtol=1e-5)
+
+
+def test_shared_flags_as_static_mask_for_setup(setup):
+    """Flags every frame carries (shared_invalid) give the set-up statistics of those pixels masked."""
+    frames, mask, _, _ = setup
+    frames = frames.astype(np.int32)
+    flagged = np.random.default_rng(2).random(SHAPE) < 1 / 9
+    flags = frames.copy()
+    flags[:, flagged] = -2
+    flags[1, 5, 5] = -1  # in one frame only: not shared
+    ci = CakeIntegrator(flagged_ai(), npt_q=NPT_Q, npt_azimuth=NPT_AZ, q_range=Q_RANGE, mask=mask)
+    masked = CakeIntegrator(flagged_ai(), npt_q=NPT_Q, npt_azimuth=NPT_AZ, q_range=Q_RANGE, mask=mask | flagged)
+    invalid = ci.shared_invalid(flags)
+    np.testing.assert_array_equal(invalid, np.flatnonzero(flagged & ~mask.astype(bool)))
+    np.testing.assert_allclose(ci.typical_norm(invalid), masked.norm, rtol=1e-6)
+    assert not np.allclose(ci.norm, masked.norm, rtol=1e-3)
+    np.testing.assert_allclose(ci.integrate(flags[[0, 2]]), masked.integrate(frames[[0, 2]]), rtol=1e-6)
