@@ -31,6 +31,30 @@ def demo(device: str, n_fits: int, seed: int, out: str) -> None:
     demo_module.run(device=device, n=n_fits, seed=seed, out=out)
 
 
+@main.command()
+@click.argument("results", type=click.Path(exists=True, file_okay=False))
+@click.argument("out", type=click.Path(dir_okay=False))
+def export(results: str, out: str) -> None:
+    """Write a finished results store as one NeXus/HDF5 file (silx view, PyMca, DAWN open it)."""
+    from gpuproc.io.nexus import export_nexus
+
+    click.echo(f"wrote {export_nexus(results, out)}")
+
+
+@main.command()
+@click.argument("results", type=click.Path(file_okay=False))
+@click.option("-o", "--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for the figures and report.html [default: RESULTS_report next to RESULTS].")
+def report(results: str, out: str | None) -> None:
+    """Redraw every figure of a finished results store and write a self-contained report.html."""
+    from pathlib import Path
+
+    from gpuproc.report.html import write_report
+
+    folder = Path(out) if out else Path(results).with_name(Path(results).name.removesuffix(".zarr") + "_report")
+    click.echo(write_report(results, folder))
+
+
 from gpuproc.waxs.cli import waxs  # noqa: E402
 
 main.add_command(waxs)

@@ -3,7 +3,8 @@
 Sections and keys (defaults in brackets)::
 
     [job]       kind ["pl"], device ["auto"|"cpu"|"gpu"], output (results Zarr, required),
-                figures (folder for PNG figures, none if absent), batch_rows [16] (rows of the
+                figures (folder for PNG figures, none if absent), nexus (NeXus/HDF5 copy of the
+                results written at the end, none if absent), batch_rows [16] (rows of the
                 map, or spectra of a time series, fitted per block), resume [true], overwrite [false],
                 executor ["threads"|"local-cluster"|"cuda"|"slurm"|"scheduler:ADDRESS"],
                 n_workers, scheduler_address (where the blocks run: gpuproc.run.settings)
@@ -58,6 +59,7 @@ class JobSection(ExecutionKeys):
     kind: Literal["pl"] = "pl"
     device: Literal["auto", "cpu", "gpu"] = "auto"
     figures: Path | None = None
+    nexus: Path | None = None  #: also write the results as this NeXus/HDF5 file at the end (gpuproc.io.nexus)
     batch_rows: int = 16
     resume: bool = True
     overwrite: bool = False  #: replace an existing results store this job does not resume (only one gpuproc wrote)
@@ -188,7 +190,8 @@ def _resolved(job: PLJob, base: Path) -> PLJob:
 
     return replace(
         job,
-        job=replace(job.job, output=fix(job.job.output), figures=fix(job.job.figures)),
+        job=replace(job.job, output=fix(job.job.output), figures=fix(job.job.figures),
+                    nexus=fix(job.job.nexus)),
         input=replace(job.input, source=fix(job.input.source), store=fix(job.input.store),
                       second=fix(job.input.second), axis=fix(job.input.axis)),
         spectra=replace(job.spectra, dark=fix(job.spectra.dark)),

@@ -32,6 +32,7 @@ import zarr
 
 from gpuproc.backend import get_xp, to_numpy
 from gpuproc.config import ConfigError
+from gpuproc.io.nexus import export_nexus
 from gpuproc.io.results import ResultLayout, ResultStore, Variable
 from gpuproc.io.dark import Dark, read_dark
 from gpuproc.pl import spectra as sp
@@ -235,9 +236,11 @@ class PlBlocks(StoreBlocks):
             attrs.update(_shift(job, results))
         if store.mode == "timeseries":
             attrs.update(_responses(job, store, results))
-        if job.job.figures is not None:
-            _figures(job, store, self.prep, results)
         results.finish(attrs)
+        if job.job.figures is not None:  # after finish: the report reads the statistics attributes
+            _figures(job, store, self.prep, results)
+        if job.job.nexus is not None:
+            export_nexus(results.path, job.job.nexus)
 
     def _fit(self, start: int, stop: int) -> dict[str, np.ndarray]:
         keep = "intensity" in self.results.layout.variables
@@ -426,26 +429,23 @@ def _events(job: PLJob, store: SpectraStore) -> list[dict[str, Any]]:
 
 
 def _figures(job: PLJob, store: SpectraStore, prep: Preprocessor, results: ResultStore) -> None:
-    """PNG figures of the maps or of the time series."""
+    """The results store's figures, spectra at the energy quartiles with their fits, and report.html."""
+    from gpuproc.report import html
     from gpuproc.report import pl as report
 
     folder = Path(job.job.figures)
-    read = {k: results.read(k) for k in ("energy", "fwhm_mev", "total_area", "n_peaks")}
-    if store.mode == "map":
-        shift = results.read("shift_mev") if "shift_mev" in results.group else None
-        report.map_figures(read, results.read("sample"), store.attrs["step_um"], folder, shift_mev=shift)
-        pick = report.example_pixels(read["n_peaks"], results.read("sample"))
-        if pick:  # none when no pixel has a peak
-            spectra, _, _, _ = prep(np.stack([store.spectra[p] for p in pick]), np)
-            peaks = results.read("peak_energy")
-            report.plot_spectra(prep.energy, spectra, [peaks[p] for p in pick], [f"pixel {p}" for p in pick],
-                                folder / "spectra_examples.png")
-    else:
-        events = _events(job, store)
-        time = results.read("time")
-        fitted = {"peak energy (eV)": results.read("response_fit")} if "response_fit" in results.group else {}
-        report.plot_timeseries(time, {"peak energy (eV)": read["energy"], "FWHM (meV)": read["fwhm_mev"],
-                                      "intensity": read["total_area"], "n_peaks": read["n_peaks"]},
-                               events, folder / "timeseries.png", fitted=fitted)
-        report.plot_kymograph(time, prep.energy, results.read("intensity"), events, folder / "kymograph.png",
-                              peak_energy=read["energy"])
+    extra = []
+    pick = report.quartile_pixels(results.read("energy"), results.read("sample")) if store.mode == "map" else []
+    if pick:  # none when no pixel has a peak
+        spectra, _, _, _ = prep(np.stack([store.spectra[p] for p in pick]), np)
+        if prep.poisson:  # the Poisson estimator's shifted counts back in ADU, like the stored peaks
+            spectra = prep.noise.gain * spectra - prep.noise.shift
+        y, x = results.read("y"), results.read("x")
+        peaks = [{"energy": results.read("peak_energy")[p], "fwhm_mev": results.read("peak_fwhm_mev")[p],
+                  "amplitude": results.read("peak_amplitude")[p]} for p in pick]
+        labels = [f"{q} energy: (x, y) = ({x[p[1]]:g}, {y[p[0]]:g}) \u00b5m"
+                  for q, p in zip(("Q1", "median", "Q3"), pick)]
+        extra.append(report.plot_spectra(prep.energy, spectra, peaks, labels, folder / "spectra_examples.png",
+                                         background=job.fit.background,
+                                         intensity_unit=results.group["peak_amplitude"].attrs["units"]))
+    html.write_report(results.path, folder, extra=extra)

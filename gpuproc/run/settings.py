@@ -31,7 +31,7 @@ EXECUTORS = ("threads", "local-cluster", "cuda", "slurm", "scheduler")
 JOB_EXECUTION_KEYS = ("executor", "n_workers", "scheduler_address", "allow_failed_fraction")
 #: keys of ``[job]`` the results do not depend on: a run may resume after they changed (the CPU
 #: and GPU paths agree to float32 rounding, so ``device`` is one of them)
-NOT_RESULT_JOB_KEYS = (*JOB_EXECUTION_KEYS, "figures", "device", "resume", "overwrite")
+NOT_RESULT_JOB_KEYS = (*JOB_EXECUTION_KEYS, "figures", "nexus", "device", "resume", "overwrite")
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 ::
 
-    [job]          output, figures, device, batch_frames, save_cakes, resume, overwrite,
+    [job]          output, figures, nexus, device, batch_frames, save_cakes, resume, overwrite,
                    executor, n_workers, scheduler_address (where it runs: gpuproc.run.settings)
     [input]        source (scan store; or frames: "file.h5[::/node]", fabio files, glob, list),
                    scan_shape (required unless a scan store), scan_order, step_um
@@ -31,6 +31,7 @@ from gpuproc.waxs.pyfai_config import merge_into
 class JobSection(ExecutionKeys):
     output: Path  #: results store (Zarr v3 directory)
     figures: Path | None = None  #: directory for PNG figures; none when omitted
+    nexus: Path | None = None  #: also write the results as this NeXus/HDF5 file at the end (gpuproc.io.nexus)
     device: Literal["auto", "cpu", "gpu"] = "auto"
     batch_frames: int = 64  #: frames per processing block (memory bound); whole scan rows are used
     save_cakes: bool = False  #: also store every frame's cake (y, x, azimuth, q)
@@ -186,6 +187,7 @@ def _relative_to(job: WaxsJob, base: Path) -> WaxsJob:
 
     job.job.output = fix(job.job.output)
     job.job.figures = fix(job.job.figures)
+    job.job.nexus = fix(job.job.nexus)
     job.slurm.log_directory = fix(job.slurm.log_directory)
     integ = job.integration
     integ.poni, integ.mask, integ.dark, integ.flat = (fix(p) for p in (integ.poni, integ.mask, integ.dark, integ.flat))
