@@ -1,24 +1,18 @@
 """Resume tied to what results depend on (issue 9): a PONI or dark whose content changed between
 an interrupted run and its resume is refused naming the file and both fingerprints; keys that
-change the numbers are named; figures, device, resume and overwrite do not block a resume; a
-replaced PL source is re-ingested, never reused stale; fingerprints of stores sample them."""
+change the numbers are named; figures, device, resume and overwrite do not block a resume;
+fingerprints follow content and sample large inputs. PL: tests/test_safety_pl.py."""
 
 import os
-import time
 
 import fabio.edfimage
 import numpy as np
 import pytest
-import tomli_w
 from run_helpers import assert_same_results, demo_job, done_marks, job_with_output
 
-from gpuproc.io.results import open_results
 from gpuproc.io.store import open_scan, write_scan
-from gpuproc.pl.ingest import open_spectra
-from gpuproc.pl.pipeline import run_pl
 from gpuproc.run import fingerprint
 from gpuproc.run.outputs import OutputRefused
-from gpuproc.synth.pl import pl_map, pl_map_pair
 from gpuproc.waxs import pipeline
 from gpuproc.waxs.job import load_job
 from gpuproc.waxs.pipeline import run_waxs
@@ -105,63 +99,16 @@ def test_resume_false_then_true_resumes(job_file, reference, tmp_path, monkeypat
     assert_same_results(tmp_path / "fresh.zarr", reference)
 
 
-def test_figures_device_and_executor_changes_resume(job_file, reference, tmp_path, monkeypatch):
+def test_figures_and_device_changes_resume(job_file, tmp_path, monkeypatch):
     job = job_with_output(job_file, tmp_path / "figs.zarr")
     _interrupted(job, monkeypatch)
-    calls = _counting(monkeypatch)
+    calls, finalized = _counting(monkeypatch), []
+    monkeypatch.setattr(pipeline.WaxsBlocks, "finalize", lambda self: finalized.append(self.ctx.job.job))
     run_waxs(job_with_output(job_file, tmp_path / "figs.zarr", figures=tmp_path / "figures", device="cpu",
                              overwrite=True))
-    assert len(calls) == 4  # resumed (overwrite only replaces what cannot be resumed)
-    assert (tmp_path / "figures").is_dir()
-    assert_same_results(tmp_path / "figs.zarr", reference)
-
-
-def _pl_job(directory, seed: int):
-    m = pl_map((12, 12), 128, seed=seed)  # seeds 0 and 1 (some small maps make NaN intensities)
-    np.savez(directory / "map.npz", data=m.counts, axis=m.wavelength)
-    job = directory / "pl.toml"
-    job.write_text(tomli_w.dumps({"job": {"output": "pl.zarr", "device": "cpu", "batch_rows": 4},
-                                  "input": {"source": "map.npz"}, "fit": {"max_peaks": 1}}))
-    return job
-
-
-def test_replaced_pl_source_is_reingested_not_reused(tmp_path):
-    job = _pl_job(tmp_path, seed=0)
-    first = open_results(run_pl(job, progress=False))["energy"].values
-    spectra = tmp_path / "pl.spectra.zarr"
-    first_id = open_spectra(spectra).attrs["store_id"]
-    time.sleep(0.01)
-    _pl_job(tmp_path, seed=1)  # the source replaced under the same name
-    with pytest.raises(OutputRefused, match=r"input input.source changed \(sha256:\w+ \(\d+ B\) -> sha256:"):
-        run_pl(job, progress=False)
-    text = job.read_text()
-    job.write_text(text.replace("batch_rows = 4", "batch_rows = 4\nresume = false\noverwrite = true"))
-    second = open_results(run_pl(job, progress=False))["energy"].values
-    assert open_spectra(spectra).attrs["store_id"] != first_id  # re-ingested
-    assert not np.array_equal(second, first, equal_nan=True)
-    fresh = tmp_path / "fresh"
-    fresh.mkdir()
-    os.rename(tmp_path / "map.npz", fresh / "map.npz")
-    (fresh / "pl.toml").write_text(text)
-    assert_same_results(run_pl(fresh / "pl.toml", progress=False), tmp_path / "pl.zarr", attrs=())
-
-
-def test_pl_fresh_run_with_a_second_map(tmp_path):
-    """resume = false computes both maps once; running it again needs overwrite."""
-    pair = pl_map_pair((8, 8), 256, seed=3)
-    for name, m in (("first", pair.first), ("second", pair.second)):
-        np.savez(tmp_path / f"{name}.npz", data=m.counts, axis=m.wavelength)
-    job = tmp_path / "shift.toml"
-    keys = {"output": "shift.zarr", "device": "cpu", "batch_rows": 4, "resume": False}
-    job.write_text(tomli_w.dumps({"job": keys, "input": {"source": "first.npz", "second": "second.npz"},
-                                  "fit": {"max_peaks": 1}}))
-    assert "shift_mev" in open_results(run_pl(job, progress=False))
-    with pytest.raises(OutputRefused, match=r"shift_second.zarr: a gpuproc pl results store exists and \[job\] "
-                                            r"resume = false"):
-        run_pl(job, progress=False)
-    text = job.read_text()
-    job.write_text(text.replace("resume = false", "resume = false\noverwrite = true"))
-    assert "shift_mev" in open_results(run_pl(job, progress=False))
+    assert sorted(calls) == [2, 3, 4, 5]  # resumed (overwrite only replaces what cannot be resumed)
+    assert done_marks(tmp_path / "figs.zarr").all()
+    assert [(j.figures, j.device) for j in finalized] == [(tmp_path / "figures", "cpu")]
 
 
 def test_fingerprints_follow_content_and_sample_large_inputs(tmp_path):
