@@ -35,6 +35,7 @@ from gpuproc.waxs import broadening, derive, spot_checks, stats
 from gpuproc.waxs.integrate import CakeIntegrator
 from gpuproc.waxs.job import InputSection, WaxsJob, load_job
 from gpuproc.waxs.monitor import monitor_scale
+from gpuproc.waxs.pyfai_config import pyfai_geometry
 from gpuproc.waxs.windows import Window, make_window
 
 FIT_PARAMS = ("amplitude", "q0", "fwhm_q", "phi0", "fwhm_phi")
@@ -164,21 +165,32 @@ def _check_store_keys(inp: InputSection, scan: Scan) -> None:
 def make_context(job: WaxsJob, scan: Scan) -> Context:
     integ = job.integration
     integrator = CakeIntegrator(
-        integ.poni, npt_q=integ.npt_q, npt_azimuth=integ.npt_azimuth, q_range=integ.q_range, unit=integ.unit,
+        integ.poni or pyfai_geometry(integ.pyfai_config), npt_q=integ.npt_q, npt_azimuth=integ.npt_azimuth,
+        q_range=integ.q_range, unit=integ.unit,
         shape=tuple(scan.frames.shape[1:]), mask=_image(integ.mask), dark=_image(integ.dark),
         flat=_image(integ.flat), polarization_factor=integ.polarization_factor, solid_angle=integ.solid_angle,
-        split=integ.split, saturation=integ.saturation, device=job.job.device,
+        split=integ.split, dummy=None if integ.dummy == "none" else integ.dummy, delta_dummy=integ.delta_dummy,
+        saturation=integ.saturation, device=job.job.device,
     )
-    windows = [make_window(r, integrator.q, integrator.azimuth, integrator.norm, min_coverage=job.fit.min_coverage,
+    invalid = integrator.shared_invalid(_probe_frames(scan))  # flags every frame carries
+    norm = integrator.typical_norm(invalid)  # what a frame's windows and broadening see
+    windows = [make_window(r, integrator.q, integrator.azimuth, norm, min_coverage=job.fit.min_coverage,
                            warn_coverage=job.fit.warn_coverage) for r in job.reflections]
     monitor = None
     if scan.monitor is not None:
         monitor = monitor_scale(np.asarray(scan.monitor), f"[input] source {job.input.source}")
     length = "A" if integ.unit == "q_A^-1" else "nm"
-    var_q, var_phi = integrator.bin_spread()
-    cake_sigma = np.array([[broadening.window_broadening(v, integrator.norm, w.azimuth_index, w.q_index)
+    var_q, var_phi = integrator.bin_spread(invalid)
+    cake_sigma = np.array([[broadening.window_broadening(v, norm, w.azimuth_index, w.q_index)
                             for v in (var_q, var_phi)] for w in windows])
     return Context(job, integrator, windows, monitor, length, "A^-1" if length == "A" else "nm^-1", cake_sigma)
+
+
+def _probe_frames(scan: Scan) -> np.ndarray:
+    """The first, middle and last frames of the scan: pixels invalid in all of them are the
+    detector's flags, left out of the set-up statistics (window coverage, cake broadening)."""
+    n = scan.frames.shape[0]
+    return np.stack([np.asarray(scan.frames[k]) for k in sorted({0, n // 2, n - 1})])
 
 
 def _image(path: Path | None) -> np.ndarray | None:
