@@ -97,7 +97,7 @@ def test_timeseries_time_constants(tmp_path):
         assert ds.event_shift_fast_mev.values[k] == pytest.approx(ev.shift_fast_mev, abs=1.5)
         assert ds.event_shift_slow_mev.values[k] == pytest.approx(ev.shift_slow_mev, abs=1.5)
     assert str(ds.event_label.values[0]) == "+200 V on"
-    assert {p.name for p in (tmp_path / "figs").iterdir()} == {"timeseries.png", "kymograph.png"}
+    assert {p.name for p in (tmp_path / "figs").iterdir()} == {"timeseries.png", "kymograph.png", "report.html"}
 
 
 def test_cli_ingest_and_run(tmp_path):

@@ -23,12 +23,13 @@ import numpy as np
 from matplotlib import patheffects
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Colormap, Normalize
+from matplotlib.colors import BoundaryNorm, Colormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.transforms import blended_transform_factory
 
-__all__ = ["NAN_COLOR", "nice_scale_bar_length", "plot_map", "plot_maps", "resolve_cmap"]
+__all__ = ["NAN_COLOR", "angle_limits", "draw_map", "nice_scale_bar_length", "pixel_extent", "plot_map", "plot_maps",
+           "pretty_unit", "resolve_cmap"]
 
 #: neutral grey for missing (NaN) values
 NAN_COLOR = "#9a9a9a"
@@ -166,34 +167,124 @@ def _save(fig: Figure, path: str | Path, dpi: int) -> Path:
     return path
 
 
+def pixel_extent(y_um: np.ndarray, x_um: np.ndarray, origin: str = "upper") -> tuple[float, float, float, float]:
+    """imshow extent (left, right, bottom, top) in um that centres each pixel on its coordinate.
+
+    Parameters
+    ----------
+    y_um, x_um : ndarray
+        Equally spaced coordinates of the rows and columns (um), as stored with the results.
+    origin : {"upper", "lower"}
+        Row 0 at the top or at the bottom.
+    """
+    def edges(c: np.ndarray) -> tuple[float, float]:
+        c = np.asarray(c, dtype=float)
+        half = 0.5 * (c[-1] - c[0]) / (c.size - 1) if c.size > 1 else 0.5
+        return float(c[0] - half), float(c[-1] + half)
+
+    (x0, x1), (y0, y1) = edges(x_um), edges(y_um)
+    if origin == "upper":
+        return x0, x1, y1, y0
+    if origin == "lower":
+        return x0, x1, y0, y1
+    raise ValueError(f"origin must be 'upper' or 'lower', got {origin!r}")
+
+
+def pretty_unit(unit: str) -> str:
+    """Typeset a stored unit string (gpuproc's or pint's spelling): ``A``/``angstrom`` -> Å,
+    ``A^-1``/``1/angstrom`` -> Å^-1, ``um`` -> µm, ``degree`` -> deg; others unchanged."""
+    table = {"A": "\u00c5", "A^-1": "\u00c5$^{-1}$", "nm^-1": "nm$^{-1}$", "um": "\u00b5m", "1": "",
+             "angstrom": "\u00c5", "1/angstrom": "\u00c5$^{-1}$", "1/nm": "nm$^{-1}$", "degree": "deg",
+             "micrometer": "\u00b5m", "count": "counts"}
+    return table.get(unit.strip(), unit)
+
+
+def draw_map(fig: Figure, values: np.ndarray, step_um: tuple[float, float], *, title: str, units: str,
+             cmap: str | Colormap = "batlow", vmin: float | None = None, vmax: float | None = None,
+             brightness: np.ndarray | None = None, center: float | None = None, robust: bool = False,
+             origin: str = "upper", colorbar_label: str | None = None, discrete: bool = False,
+             coords: tuple[np.ndarray, np.ndarray] | None = None, ax=None):
+    """Draw a scan map on ``fig`` (or on ``ax``); returns ``(ax, image)``. See :func:`plot_map`."""
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 2:
+        raise ValueError(f"values must be 2D (ny, nx), got shape {values.shape}")
+    dy, dx = (float(s) for s in step_um)
+    if not (dy > 0 and dx > 0):
+        raise ValueError(f"step_um must be positive, got {step_um}")
+    ny, nx = values.shape
+    y_um, x_um = coords if coords is not None else (np.arange(ny) * dy, np.arange(nx) * dx)
+    extent = pixel_extent(y_um, x_um, origin)
+    width_um, height_um = abs(extent[1] - extent[0]), abs(extent[3] - extent[2])
+    colormap = resolve_cmap(cmap, bad="none")  # NaN transparent: the axes' neutral grey shows
+    lo, hi = _value_limits(values, vmin, vmax, center, robust)
+    if discrete:  # one colour per integer, ticks on the integers
+        lo, hi = math.floor(lo), math.ceil(hi)
+        norm = BoundaryNorm(np.arange(lo - 0.5, hi + 1.0), colormap.N)
+    else:
+        norm = Normalize(lo, hi)
+
+    if brightness is not None:
+        weight = np.asarray(brightness, dtype=float)
+        if weight.shape != values.shape:
+            raise ValueError(f"brightness shape {weight.shape} != values shape {values.shape}")
+        weight = np.clip(np.nan_to_num(weight, nan=0.0), 0.0, 1.0)
+        image = colormap(norm(np.ma.masked_invalid(values)))
+        image[..., :3] *= weight[..., None]
+        image[~np.isfinite(values)] = 0.0  # transparent
+    else:
+        image = np.ma.masked_invalid(values)
+
+    if ax is None:
+        ax = fig.add_subplot()
+    scalar = {} if brightness is not None else {"cmap": colormap, "norm": norm}
+    im = ax.imshow(image, extent=extent, origin=origin, interpolation="nearest", aspect="equal", **scalar)
+    ax.set_xlabel("x (\u00b5m)")
+    ax.set_ylabel("y (\u00b5m)")
+    ax.set_title(title)
+    ax.set_facecolor(NAN_COLOR)
+    _add_scale_bar(ax, width_um)
+    if brightness is None:
+        mappable = ScalarMappable(norm=norm, cmap=colormap)
+        extend = "neither" if discrete else _extend(values, lo, hi)
+        if _figure_size(width_um, height_um)[3] >= 1.5:  # colour bar at the right, as tall as the map
+            cbar = fig.colorbar(mappable, cax=ax.inset_axes((1.03, 0.0, 0.045, 1.0)), extend=extend)
+        else:  # flat map: horizontal colour bar below
+            cbar = fig.colorbar(mappable, ax=ax, location="bottom", aspect=40, extend=extend)
+        if discrete:
+            cbar.set_ticks(np.arange(lo, hi + 1, max(1, (hi - lo + 1) // 8)))
+        cbar.set_label(pretty_unit(units) if colorbar_label is None else colorbar_label)
+    return ax, im
+
+
 def plot_map(values: np.ndarray, step_um: tuple[float, float], path: str | Path, *, title: str,
              units: str, cmap: str | Colormap = "batlow", vmin: float | None = None,
              vmax: float | None = None, brightness: np.ndarray | None = None, dpi: int = 150,
              center: float | None = None, robust: bool = False, origin: str = "upper",
-             colorbar_label: str | None = None) -> Path:
+             colorbar_label: str | None = None, discrete: bool = False,
+             coords: tuple[np.ndarray, np.ndarray] | None = None) -> Path:
     """Write a (ny, nx) scan map as a PNG with physical axes, colour bar and scale bar.
 
     Parameters
     ----------
     values : ndarray, shape (ny, nx)
-        The quantity per scan position; NaN (missing) is drawn in neutral grey.
+        The quantity per scan position; NaN (missing) pixels are transparent over a neutral grey.
     step_um : (float, float)
-        Scan step (dy, dx) in um: the pixel size. Axes run from 0 to ``ny*dy`` / ``nx*dx`` um.
+        Scan step (dy, dx) in um: the pixel size.
     path : str or Path
         Output PNG file (parent folders are created).
     title : str
         Figure title (e.g. ``"NC size"``).
     units : str
-        Unit of ``values``; the colour bar label (e.g. ``"nm"``, ``"\u00c5"``, ``"deg"``).
+        Unit of ``values`` for the colour bar (stored spellings such as ``A`` are typeset, Å).
     cmap : str or Colormap
         Colour map; Crameri names (``"batlow"``, ``"vik"``, ``"romaO"``...) are resolved first.
     vmin, vmax : float, optional
         Colour limits (unit of ``values``); by default the data range (see ``robust``,
         ``center``). Values outside are clipped and the colour bar gets arrows.
     brightness : ndarray, shape (ny, nx), optional
-        Values in [0, 1] (NaN counts as 0): the RGB colour of each pixel is multiplied by it,
-        so that colour encodes ``values`` and brightness encodes e.g. intensity. The colour bar
-        still shows the value scale. NaN ``values`` stay grey.
+        Values in [0, 1] (NaN counts as 0): the RGB colour of each pixel is multiplied by it.
+        Drawn without a colour bar: the caller adds a two-dimensional legend
+        (:func:`gpuproc.report.pl.plot_energy_maps`). NaN ``values`` stay transparent.
     dpi : int
         Resolution of the PNG (dots per inch).
     center : float, optional
@@ -204,6 +295,11 @@ def plot_map(values: np.ndarray, step_um: tuple[float, float], path: str | Path,
         Row 0 at the top (image convention, default) or at the bottom.
     colorbar_label : str, optional
         Colour bar label; ``units`` by default.
+    discrete : bool
+        Integer-valued map (e.g. ``n_peaks``): one colour per integer, ticks on the integers.
+    coords : (y_um, x_um), optional
+        Coordinates of the rows and columns (um); each pixel is centred on its coordinate.
+        By default ``arange(n) * step``.
 
     Returns
     -------
@@ -213,58 +309,48 @@ def plot_map(values: np.ndarray, step_um: tuple[float, float], path: str | Path,
     values = np.asarray(values, dtype=float)
     if values.ndim != 2:
         raise ValueError(f"values must be 2D (ny, nx), got shape {values.shape}")
-    dy, dx = (float(s) for s in step_um)
-    if not (dy > 0 and dx > 0):
-        raise ValueError(f"step_um must be positive, got {step_um}")
     ny, nx = values.shape
-    width_um, height_um = nx * dx, ny * dy
-    colormap = resolve_cmap(cmap)
-    lo, hi = _value_limits(values, vmin, vmax, center, robust)
-    norm = Normalize(lo, hi)
-
-    if origin == "upper":
-        extent = (0.0, width_um, height_um, 0.0)
-    elif origin == "lower":
-        extent = (0.0, width_um, 0.0, height_um)
-    else:
-        raise ValueError(f"origin must be 'upper' or 'lower', got {origin!r}")
-
-    if brightness is not None:
-        weight = np.asarray(brightness, dtype=float)
-        if weight.shape != values.shape:
-            raise ValueError(f"brightness shape {weight.shape} != values shape {values.shape}")
-        weight = np.clip(np.nan_to_num(weight, nan=0.0), 0.0, 1.0)
-        rgba = colormap(norm(np.ma.masked_invalid(values)))
-        finite = np.isfinite(values)
-        rgba[..., :3] = np.where(finite[..., None], rgba[..., :3] * weight[..., None], rgba[..., :3])
-        image = rgba
-    else:
-        image = np.ma.masked_invalid(values)
-
-    fig_w, fig_h, map_w, map_h = _figure_size(width_um, height_um)
+    fig_w, fig_h, _, _ = _figure_size(nx * float(step_um[1]), ny * float(step_um[0]))
     fig = Figure(figsize=(fig_w, fig_h), layout="constrained")
-    ax = fig.add_subplot()
-    scalar = {} if brightness is not None else {"cmap": colormap, "norm": norm}
-    ax.imshow(image, extent=extent, origin=origin, interpolation="nearest", aspect="equal", **scalar)
-    ax.set_xlabel("x (\u00b5m)")
-    ax.set_ylabel("y (\u00b5m)")
-    ax.set_title(title)
-    ax.set_facecolor(NAN_COLOR)
-    _add_scale_bar(ax, width_um)
-    mappable = ScalarMappable(norm=norm, cmap=colormap)
-    if map_h >= 1.5:  # colour bar at the right, as tall as the map
-        cax = ax.inset_axes((1.0 + 0.12 / map_w, 0.0, 0.16 / map_w, 1.0))
-        orientation = "vertical"
-    else:  # flat map: horizontal colour bar below
-        cax = ax.inset_axes((0.0, -0.75 / map_h, 1.0, 0.12 / map_h))
-        orientation = "horizontal"
-    cbar = fig.colorbar(mappable, cax=cax, orientation=orientation, extend=_extend(values, lo, hi))
-    cbar.set_label(units if colorbar_label is None else colorbar_label)
-    if brightness is not None:
-        ax.text(0.99, 0.01, "brightness: intensity", transform=ax.transAxes, ha="right",
-                va="bottom", fontsize=7, color="white",
-                path_effects=[patheffects.withStroke(linewidth=1.5, foreground="black")])
+    draw_map(fig, values, step_um, title=title, units=units, cmap=cmap, vmin=vmin, vmax=vmax,
+             brightness=brightness, center=center, robust=robust, origin=origin,
+             colorbar_label=colorbar_label, discrete=discrete, coords=coords)
     return _save(fig, path, dpi)
+
+
+def angle_limits(values: np.ndarray, period: float) -> tuple[np.ndarray, str, float, float]:
+    """Colour map and limits for an angle map: diverging about the median when the spread is small.
+
+    The angles are unwrapped about their circular mean into one period (the one holding their
+    median as given). When the robust spread
+    (2nd..98th percentile) is under half a period, the map is diverging ``vik`` centred on the
+    median with a symmetric range covering that spread, so that small steps get distinct colours;
+    otherwise cyclic ``romaO`` over exactly one full period (never stretched over part of one).
+
+    Parameters
+    ----------
+    values : ndarray
+        Angles (any unit with period ``period``); NaN ignored.
+    period : float
+        Period of the angle (e.g. 90 deg for a 4-fold in-plane orientation).
+
+    Returns
+    -------
+    (values, cmap, vmin, vmax)
+        The unwrapped values, the colour map name and the colour limits.
+    """
+    lo = _circular_mean(values, period) - period / 2
+    raw = values[np.isfinite(values)]
+    values = lo + np.mod(values - lo, period)
+    finite = values[np.isfinite(values)]
+    if finite.size:  # stay in the period the data were given in (174..182 deg, not -6..2)
+        shift = period * np.round((np.median(raw) - np.median(finite)) / period)
+        values, finite, lo = values + shift, finite + shift, lo + shift
+        p_lo, med, p_hi = np.percentile(finite, [2.0, 50.0, 98.0])
+        if p_hi - p_lo < period / 2:
+            half = max(med - p_lo, p_hi - med, 1e-6 * period)
+            return values, "vik", float(med - half), float(med + half)
+    return values, "romaO", float(lo), float(lo + period)
 
 
 _ORIENTATION = re.compile(r"phi|orient|azimuth|angle|rotation", re.IGNORECASE)
@@ -289,15 +375,16 @@ def plot_maps(maps: Mapping[str, tuple[np.ndarray, str]], step_um: tuple[float, 
               directory: str | Path, *, brightness: np.ndarray | None = None,
               titles: Mapping[str, str] | None = None, cmaps: Mapping[str, str] | None = None,
               orientation_period_deg: float = 90.0, robust: bool = True, dpi: int = 150,
-              prefix: str = "") -> list[Path]:
+              prefix: str = "", discrete: tuple[str, ...] = (),
+              coords: tuple[np.ndarray, np.ndarray] | None = None) -> list[Path]:
     """Write one PNG per map with a colour map chosen from the quantity's name.
 
     Rules (first match, case-insensitive, on the map name):
 
-    - orientation (``phi``, ``orient``, ``azimuth``, ``angle``): cyclic ``romaO`` spanning one
-      full period (``orientation_period_deg``, 90 deg by default for the 4-fold pseudocubic
-      in-plane orientation; converted to radians when the unit is ``rad``) centred on the
-      circular mean, so the mean orientation is mid-scale and the colours wrap like the angle;
+    - orientation (``phi``, ``orient``, ``azimuth``, ``angle``): :func:`angle_limits` with
+      period ``orientation_period_deg`` (90 deg by default for the 4-fold pseudocubic in-plane
+      orientation; converted to radians when the unit is ``rad``): diverging ``vik`` about the
+      median for a spread under half a period, else cyclic ``romaO`` over one full period;
     - signed shifts (``shift``, ``delta``, ``diff``, ``minus``, ``deviation``): diverging
       ``vik`` centred at 0;
     - intensities (``intensity``, ``amplitude``, ``counts``, ``area``): ``lapaz``;
@@ -327,6 +414,10 @@ def plot_maps(maps: Mapping[str, tuple[np.ndarray, str]], step_um: tuple[float, 
         PNG resolution.
     prefix : str
         File-name prefix.
+    discrete : tuple of str
+        Names of integer maps drawn with a discrete colour bar.
+    coords : (y_um, x_um), optional
+        Pixel-centre coordinates (um), see :func:`plot_map`.
 
     Returns
     -------
@@ -345,12 +436,8 @@ def plot_maps(maps: Mapping[str, tuple[np.ndarray, str]], step_um: tuple[float, 
             period = orientation_period_deg
             if units.strip().lower() in ("rad", "radian", "radians"):
                 period = math.radians(period)
-            mid = _circular_mean(values, period)
-            cmap = "romaO"
-            # wrap the values into the displayed period so colours are continuous
-            lo = mid - period / 2
-            values = lo + np.mod(values - lo, period)
-            kwargs = {"vmin": lo, "vmax": lo + period}
+            values, cmap, lo, hi = angle_limits(values, period)
+            kwargs = {"vmin": lo, "vmax": hi}
         elif _SIGNED.search(name):
             cmap, kwargs["center"] = "vik", 0.0
         elif _INTENSITY.search(name):
@@ -360,5 +447,6 @@ def plot_maps(maps: Mapping[str, tuple[np.ndarray, str]], step_um: tuple[float, 
         cmap = cmaps.get(name, cmap)
         written.append(plot_map(values, step_um, directory / f"{prefix}{_filename(name)}",
                                 title=titles.get(name, name), units=units, cmap=cmap,
-                                brightness=use_brightness, dpi=dpi, **kwargs))
+                                brightness=use_brightness, dpi=dpi, discrete=name in discrete,
+                                coords=coords, **kwargs))
     return written

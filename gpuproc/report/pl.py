@@ -13,16 +13,94 @@ from typing import Any
 
 import cmcrameri.cm  # noqa: F401  (registers the "cmc.*" colour maps)
 import numpy as np
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from scipy import ndimage
 
-from gpuproc.report.maps import _save, plot_map, plot_maps, resolve_cmap
+from gpuproc.report.maps import _figure_size, _save, draw_map, plot_maps, resolve_cmap
+from gpuproc.report.no_data import plot_no_data
 
 EVENT_COLOR = "#d62728"
+FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
+
+
+def interior_limits(values: np.ndarray, sample: np.ndarray, erode: int = 2) -> tuple[float | None, float | None]:
+    """Colour limits: 2nd..98th percentile of ``values`` over the sample's interior.
+
+    The sample mask is eroded by ``erode`` pixels first, so that an edge red-shift does not set the
+    range (the edge is then drawn at the end colours, with arrows on the colour bar); a sample too
+    small to erode uses all its pixels. (None, None) without a finite sample value.
+    """
+    inner = ndimage.binary_erosion(sample, iterations=erode) if erode else sample
+    if np.isfinite(values[inner]).sum() < 10:
+        inner = sample
+    return _limits(values[inner])
+
+
+def _weighted_rgba(energy: np.ndarray, weight: np.ndarray, norm: Normalize, cmap: Any) -> np.ndarray:
+    """Colour from the energy, lightness scaled by the weight (0..1); NaN energy transparent."""
+    rgba = cmap(norm(np.ma.masked_invalid(energy)))
+    rgba[..., :3] *= np.clip(np.nan_to_num(weight, nan=0.0), 0.0, 1.0)[..., None]
+    rgba[~np.isfinite(energy)] = 0.0
+    return rgba
+
+
+def plot_energy_maps(energy: np.ndarray, intensity: np.ndarray, sample: np.ndarray, step_um: Sequence[float],
+                     path: str | Path, *, coords: tuple[np.ndarray, np.ndarray] | None = None,
+                     intensity_unit: str = "counts", dpi: int = 150) -> Path:
+    """Intensity-weighted peak-energy map with a 2D legend, beside the plain energy map.
+
+    Left: colour = peak energy (batlow), lightness = integrated intensity relative to its 99th
+    percentile over the sample; a two-dimensional legend (energy along x, intensity along y, both
+    labelled) shows every colour used. Right: the peak energy over the sample mask with its colour
+    bar. Colour limits: :func:`interior_limits`. Pixels outside the sample (no peak, false peaks
+    below the intensity threshold, NaN) are transparent over a neutral grey.
+
+    Parameters
+    ----------
+    energy : (ny, nx) eV
+    intensity : (ny, nx) integrated intensity (``intensity_unit``)
+    sample : (ny, nx) bool
+    step_um : (dy, dx) um
+    path : output PNG
+    coords : (y_um, x_um) pixel-centre coordinates, optional
+    intensity_unit : unit of ``intensity`` for the legend
+    dpi : PNG resolution
+    """
+    energy = np.where(sample, np.asarray(energy, dtype=float), np.nan)
+    lo, hi = interior_limits(energy, sample)
+    lo, hi = (0.0, 1.0) if lo is None else (lo, hi if hi > lo else lo + 1e-3)
+    norm, cmap = Normalize(lo, hi), resolve_cmap("batlow", bad="none")
+    area = np.where(sample, np.nan_to_num(np.asarray(intensity, dtype=float), nan=0.0), 0.0)
+    top = float(np.percentile(area[sample], 99)) if sample.any() else 1.0
+    top = top if top > 0 else 1.0
+    ny, nx = energy.shape
+    fig_w, fig_h, _, _ = _figure_size(nx * float(step_um[1]), ny * float(step_um[0]))
+    fig = Figure(figsize=(2 * fig_w + 0.6, fig_h + 0.4), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    step = (float(step_um[0]), float(step_um[1]))
+    _, image = draw_map(fig, energy, step, title="peak energy, weighted by intensity", units="eV",
+                        brightness=area / top, coords=coords, ax=left)
+    image.set_data(_weighted_rgba(energy, area / top, norm, cmap))
+    draw_map(fig, energy, step, title="peak energy (sample)", units="eV", cmap=cmap, vmin=lo, vmax=hi,
+             coords=coords, ax=right, colorbar_label="peak energy (eV)")
+    legend = left.inset_axes((1.08, 0.1, 0.3, 0.55))
+    e_grid, w_grid = np.meshgrid(np.linspace(lo, hi, 64), np.linspace(0.0, 1.0, 32))
+    legend.imshow(_weighted_rgba(e_grid, w_grid, norm, cmap), origin="lower", aspect="auto",
+                  extent=(lo, hi, 0.0, 100.0), interpolation="nearest")
+    legend.set_xlabel("peak energy (eV)", fontsize=7)
+    legend.set_ylabel("intensity (% of p99)", fontsize=7)
+    legend.set_title(f"p99 = {top:.3g}\n{intensity_unit}", fontsize=7)
+    legend.tick_params(labelsize=6)
+    legend.xaxis.set_major_locator(MaxNLocator(3))
+    return _save(fig, path, dpi)
 
 
 def map_figures(maps: Mapping[str, np.ndarray], sample: np.ndarray, step_um: Sequence[float], folder: str | Path,
-                shift_mev: np.ndarray | None = None) -> list[Path]:
-    """The PL map set: intensity-weighted peak energy, FWHM, intensity, n_peaks and the shift map.
+                shift_mev: np.ndarray | None = None, coords: tuple[np.ndarray, np.ndarray] | None = None,
+                intensity_unit: str = "counts") -> list[Path]:
+    """The PL map set: energy maps (:func:`plot_energy_maps`), FWHM, intensity, n_peaks, shift map.
 
     Parameters
     ----------
@@ -30,13 +108,17 @@ def map_figures(maps: Mapping[str, np.ndarray], sample: np.ndarray, step_um: Seq
         ``energy`` (eV), ``fwhm_mev`` (meV), ``total_area`` (integrated intensity), ``n_peaks``,
         each (ny, nx).
     sample : bool array, shape (ny, nx)
-        Pixels counted as sample: colour limits come from them.
+        Pixels counted as sample: colour limits come from them; FWHM is drawn over them.
     step_um : (dy, dx)
         Pixel size, um.
     folder : path
         Output folder.
     shift_mev : array, shape (ny, nx), optional
         Registered energy shift of a second map, meV.
+    coords : (y_um, x_um), optional
+        Pixel-centre coordinates, um.
+    intensity_unit : str
+        Unit of ``total_area``.
 
     Returns
     -------
@@ -44,18 +126,18 @@ def map_figures(maps: Mapping[str, np.ndarray], sample: np.ndarray, step_um: Seq
     """
     folder = Path(folder)
     step = (float(step_um[0]), float(step_um[1]))
-    energy = np.where(maps["n_peaks"] > 0, maps["energy"], np.nan)
-    lo, hi = _limits(energy[sample])
-    area = np.nan_to_num(maps["total_area"], nan=0.0)
-    brightness = np.clip(area / max(np.percentile(area, 99), 1e-30), 0.0, 1.0)
-    written = [plot_map(energy, step, folder / "energy_weighted.png", title="peak energy (brightness: intensity)",
-                        units="eV", vmin=lo, vmax=hi, brightness=brightness)]
+    if not sample.any():
+        return [plot_no_data(folder / "energy_weighted.png", "PL peak energy", "no pixel fitted with a peak")]
+    written = [plot_energy_maps(maps["energy"], maps["total_area"], sample, step, folder / "energy_weighted.png",
+                                coords=coords, intensity_unit=intensity_unit)]
     quantities = {"fwhm_mev": (np.where(sample, maps["fwhm_mev"], np.nan), "meV"),
-                  "intensity": (maps["total_area"], "counts"),
-                  "n_peaks": (maps["n_peaks"].astype(float), "")}
+                  "intensity": (maps["total_area"], intensity_unit),
+                  "n_peaks": (maps["n_peaks"].astype(float), "peaks")}
     if shift_mev is not None:
         quantities["shift_mev"] = (shift_mev, "meV")
-    return written + plot_maps(quantities, step, folder)
+    titles = {"fwhm_mev": "FWHM (sample)", "intensity": "integrated PL intensity", "n_peaks": "number of peaks (BIC)",
+              "shift_mev": "peak-energy shift, second map − first"}
+    return written + plot_maps(quantities, step, folder, titles=titles, discrete=("n_peaks",), coords=coords)
 
 
 def _limits(values: np.ndarray) -> tuple[float | None, float | None]:
@@ -67,39 +149,127 @@ def _limits(values: np.ndarray) -> tuple[float | None, float | None]:
     return float(lo), float(hi)
 
 
-def example_pixels(n_peaks: np.ndarray, sample: np.ndarray, n: int = 4) -> list[tuple[int, ...]]:
-    """Up to ``n`` sample pixels: the brightest-index one of each n_peaks value found, then others."""
-    picks: list[tuple[int, ...]] = []
-    for k in np.unique(n_peaks[sample]):
-        idx = np.argwhere(sample & (n_peaks == k))
-        picks.append(tuple(int(v) for v in idx[len(idx) // 2]))
-    rest = [tuple(int(v) for v in i) for i in np.argwhere(sample)[:: max(1, int(sample.sum()) // n)]]
-    return (picks + [p for p in rest if p not in picks])[:n]
+def quartile_pixels(energy: np.ndarray, sample: np.ndarray) -> list[tuple[int, int]]:
+    """The sample pixels whose peak energy is nearest the energy quartiles (Q1, median, Q3), distinct."""
+    valid = sample & np.isfinite(energy)
+    if not valid.any():
+        return []
+    idx = np.argwhere(valid)
+    values = energy[valid]
+    picks: list[tuple[int, int]] = []
+    for q in np.quantile(values, [0.25, 0.5, 0.75]):
+        p = tuple(int(v) for v in idx[int(np.argmin(np.abs(values - q)))])
+        if p not in picks:
+            picks.append(p)
+    return picks
 
 
-def plot_spectra(energy: np.ndarray, spectra: np.ndarray, peak_energies: Sequence[np.ndarray],
-                 labels: Sequence[str], path: str | Path) -> Path:
-    """Example spectra against photon energy with their fitted peak energies marked.
+def gaussian_components(energy: np.ndarray, centres: np.ndarray, fwhm_mev: np.ndarray,
+                        heights: np.ndarray) -> np.ndarray:
+    """Each finite peak as a Gaussian over ``energy`` (eV): shape (n_peaks, n_channels)."""
+    keep = np.isfinite(centres) & np.isfinite(fwhm_mev) & np.isfinite(heights)
+    sigma = np.asarray(fwhm_mev, dtype=float)[keep] * 1e-3 / FWHM_PER_SIGMA
+    e0, h = np.asarray(centres, dtype=float)[keep], np.asarray(heights, dtype=float)[keep]
+    return h[:, None] * np.exp(-0.5 * ((energy[None, :] - e0[:, None]) / sigma[:, None]) ** 2)
+
+
+def plot_spectra(energy: np.ndarray, spectra: np.ndarray, peaks: Sequence[Mapping[str, np.ndarray]],
+                 labels: Sequence[str], path: str | Path, *, background: str = "linear",
+                 intensity_unit: str = "counts/eV", dpi: int = 150) -> Path:
+    """Example spectra with the fitted model: data, fitted sum, each peak, and the residuals.
+
+    The stored fit keeps the peaks, not the background; the background (``"linear"``,
+    ``"constant"`` or ``"none"``, as fitted) is recovered by least squares of the data minus the
+    peaks, so the fitted sum and residuals are those of the stored peaks.
 
     Parameters
     ----------
     energy : (n,) eV
-    spectra : (k, n) intensity per eV
-    peak_energies : k arrays of fitted peak energies, eV (NaN ignored)
-    labels : k labels
+    spectra : (k, n) preprocessed intensity (``intensity_unit``)
+    peaks : k mappings with ``energy`` (eV), ``fwhm_mev`` (meV), ``amplitude`` per peak (NaN unused)
+    labels : k labels (e.g. the position in um)
     path : output PNG
+    background : background model of the fit
+    intensity_unit : unit of ``spectra``
+    dpi : PNG resolution
     """
-    fig = Figure(figsize=(6.0, 3.8), layout="constrained")
-    ax = fig.add_subplot()
-    colors = resolve_cmap("batlow")(np.linspace(0.05, 0.85, max(len(spectra), 1)))
-    for y, peaks, label, c in zip(spectra, peak_energies, labels, colors):
-        ax.plot(energy, y, color=c, lw=1.0, label=label)
-        for e in np.asarray(peaks)[np.isfinite(peaks)]:
-            ax.axvline(e, color=c, ls=":", lw=0.8)
-    ax.set_xlabel("photon energy (eV)")
-    ax.set_ylabel("intensity (counts/eV)")
-    ax.legend(fontsize=8)
-    return _save(fig, path, 150)
+    energy = np.asarray(energy, dtype=float)
+    k = max(len(spectra), 1)
+    cols = min(k, 3)
+    rows = -(-k // cols)
+    fig = Figure(figsize=(3.4 * cols, 3.0 * rows), layout="constrained")
+    subfigs = np.atleast_1d(fig.subfigures(rows, cols, squeeze=False).ravel())
+    n_bg = {"none": 0, "constant": 1, "linear": 2}[background]
+    for sub, y, peak, label in zip(subfigs, spectra, peaks, labels):
+        top, bottom = sub.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+        comps = gaussian_components(energy, peak["energy"], peak["fwhm_mev"], peak["amplitude"])
+        rest = y - comps.sum(axis=0)
+        ok = np.isfinite(rest)
+        bg = np.zeros_like(energy)
+        if n_bg and ok.sum() > n_bg:
+            basis = np.vander(energy - energy.mean(), n_bg)
+            bg = basis @ np.linalg.lstsq(basis[ok], rest[ok], rcond=None)[0]
+        model = bg + comps.sum(axis=0)
+        top.plot(energy, y, ".", ms=2, color="0.35", label="data")
+        for i, c in enumerate(comps):
+            top.plot(energy, bg + c, "--", lw=0.9, color=resolve_cmap("batlow")(0.15 + 0.6 * i / max(len(comps), 1)),
+                     label="peaks" if i == 0 else None)
+        top.plot(energy, model, "-", lw=1.3, color=EVENT_COLOR, label="fitted sum")
+        top.set_title(label, fontsize=8)
+        top.set_ylabel(f"intensity ({intensity_unit})", fontsize=8)
+        top.legend(fontsize=6.5, loc="upper right")
+        bottom.plot(energy, y - model, ".", ms=1.5, color="0.35")
+        bottom.axhline(0.0, color=EVENT_COLOR, lw=0.8)
+        bottom.set_ylabel("residual", fontsize=8)
+        bottom.set_xlabel("photon energy (eV)", fontsize=8)
+        for ax in (top, bottom):
+            ax.tick_params(labelsize=7)
+    return _save(fig, path, dpi)
+
+
+def store_figures(group: Any, folder: str | Path) -> list[Path]:
+    """Every PL figure a results store alone allows: the map set, or the time series and kymograph.
+
+    Parameters
+    ----------
+    group : zarr.Group
+        A PL results store (read only).
+    folder : path
+        Output folder.
+    """
+    folder = Path(folder)
+    read = {k: np.asarray(group[k][...]) for k in ("energy", "fwhm_mev", "total_area", "n_peaks")}
+    unit = group["total_area"].attrs.get("units", "")
+    if group.attrs.get("mode", "map") == "map":
+        shift = np.asarray(group["shift_mev"][...]) if "shift_mev" in group else None
+        coords = (np.asarray(group["y"][...]), np.asarray(group["x"][...]))
+        return map_figures(read, np.asarray(group["sample"][...], dtype=bool), group.attrs["step_um"], folder,
+                           shift_mev=shift, coords=coords, intensity_unit=unit)
+    time = np.asarray(group["time"][...])
+    events = [{"time": float(t), "label": str(lab)} for t, lab in
+              zip(group["event_time"][...], group["event_label"][...])] if "event_time" in group else []
+    fitted = {}
+    if "response_fit" in group:
+        fitted = {"peak energy (eV)": (np.asarray(group["response_fit"][...]), _tau_label(group))}
+    paths = [plot_timeseries(time, {"peak energy (eV)": read["energy"], "FWHM (meV)": read["fwhm_mev"],
+                                    f"intensity ({unit})": read["total_area"], "n_peaks": read["n_peaks"]},
+                             events, folder / "timeseries.png", fitted=fitted)]
+    if "intensity" in group:
+        paths.append(plot_kymograph(time, np.asarray(group["photon_energy"][...]), np.asarray(group["intensity"][...]),
+                                    events, folder / "kymograph.png", peak_energy=read["energy"],
+                                    unit=group["intensity"].attrs.get("units", "")))
+    return paths
+
+
+def _tau_label(group: Any) -> str:
+    """Legend of the fitted responses: each event's time constants with their errors."""
+    parts = []
+    for i, label in enumerate(group["event_label"][...]):
+        taus = [f"{float(group[f'event_{k}'][i]):.3g} \u00b1 {float(group[f'event_{k}_err'][i]):.2g} s"
+                for k in ("tau_fast", "tau_slow") if np.isfinite(group[f"event_{k}"][i])]
+        if taus:
+            parts.append(f"{label}: \u03c4 = " + ", ".join(taus))
+    return "fitted response" + ("\n" + "\n".join(parts) if parts else "")
 
 
 def plot_timeseries(time: np.ndarray, quantities: Mapping[str, np.ndarray], events: Sequence[Mapping[str, Any]],
@@ -112,15 +282,19 @@ def plot_timeseries(time: np.ndarray, quantities: Mapping[str, np.ndarray], even
     quantities : mapping label -> (nt,) values (the label names the unit)
     events : ``{"time": s, "label": str}`` mappings
     path : output PNG
-    fitted : mapping label -> (nt,) fitted response drawn over that quantity's points (NaN gaps)
+    fitted : mapping label -> (nt,) fitted response drawn over that quantity's points (NaN gaps), or
+        -> ((nt,) response, legend text), e.g. with the time constants
     """
     fig = Figure(figsize=(7.0, 1.8 * len(quantities) + 0.6), layout="constrained")
     axes = fig.subplots(len(quantities), 1, sharex=True, squeeze=False)[:, 0]
     for ax, (label, values) in zip(axes, quantities.items()):
         ax.plot(time, values, ".", ms=2.5, color=resolve_cmap("batlow")(0.2))
         if fitted and label in fitted:
-            ax.plot(time, fitted[label], "-", lw=1.2, color=resolve_cmap("batlow")(0.75), label="fitted response")
-            ax.legend(fontsize=7, loc="lower right")
+            curve, text = fitted[label] if isinstance(fitted[label], tuple) else (fitted[label], "fitted response")
+            ax.plot(time, curve, "-", lw=1.2, color=resolve_cmap("batlow")(0.75), label=text)
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        if np.issubdtype(np.asarray(values).dtype, np.integer):
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label)
         _mark_events(ax, events, vertical=True, labelled=ax is axes[0])
     axes[-1].set_xlabel("time (s)")
@@ -128,8 +302,11 @@ def plot_timeseries(time: np.ndarray, quantities: Mapping[str, np.ndarray], even
 
 
 def plot_kymograph(time: np.ndarray, energy: np.ndarray, intensity: np.ndarray, events: Sequence[Mapping[str, Any]],
-                   path: str | Path, peak_energy: np.ndarray | None = None) -> Path:
+                   path: str | Path, peak_energy: np.ndarray | None = None, unit: str = "counts/eV") -> Path:
     """Kymograph: PL intensity over photon energy (x) and time (y), events as labelled lines.
+
+    The energy axis is cropped to where the time-averaged signal exceeds 5 % of its peak above the
+    median level, with a margin of half that width on each side.
 
     Parameters
     ----------
@@ -139,12 +316,22 @@ def plot_kymograph(time: np.ndarray, energy: np.ndarray, intensity: np.ndarray, 
     events : ``{"time": s, "label": str}`` mappings
     path : output PNG
     peak_energy : (nt,) fitted peak energy, eV, overlaid when given
+    unit : unit of ``intensity``
     """
+    energy, intensity = np.asarray(energy, dtype=float), np.asarray(intensity, dtype=float)
+    with np.errstate(all="ignore"):
+        mean = np.nanmean(intensity, axis=0) if np.isfinite(intensity).any() else np.zeros_like(energy)
+    level = mean - np.nanmedian(mean)
+    on = np.flatnonzero(level > 0.05 * np.nanmax(level)) if np.nanmax(level) > 0 else np.arange(energy.size)
+    if on.size:
+        margin = max((on[-1] - on[0]) // 2, 3)
+        keep = slice(max(on[0] - margin, 0), min(on[-1] + margin + 1, energy.size))
+        energy, intensity = energy[keep], intensity[:, keep]
     fig = Figure(figsize=(6.0, 5.0), layout="constrained")
     ax = fig.add_subplot()
     mesh = ax.pcolormesh(energy, time, np.ma.masked_invalid(intensity), cmap=resolve_cmap("lajolla"),
                          shading="nearest", rasterized=True)
-    fig.colorbar(mesh, ax=ax, label="intensity (counts/eV)")
+    fig.colorbar(mesh, ax=ax, label=f"intensity ({unit})")
     if peak_energy is not None:
         ax.plot(peak_energy, time, color="white", lw=0.8, label="fitted peak energy")
         ax.legend(fontsize=8, loc="lower right")

@@ -15,15 +15,17 @@ from typing import Any
 import numpy as np
 from matplotlib import patheffects
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from gpuproc.report.maps import _save, resolve_cmap
+from gpuproc.report.maps import _save, pretty_unit, resolve_cmap
 from gpuproc.waxs.derive import DEFAULT_SHAPE_FACTOR
 
-__all__ = ["azimuth_pieces", "plot_cake", "plot_correlations", "plot_williamson_hall"]
+__all__ = ["azimuth_pieces", "group_label", "merge_friedel", "plot_cake", "plot_correlations",
+           "plot_williamson_hall"]
 
 # two well-separated colours from batlow (dark blue / orange) for a and b
 _COLOR_A = "#1f5f8b"
@@ -37,14 +39,109 @@ def _power_of_ten(values: np.ndarray) -> int:
     return int(math.floor(math.log10(finite.max()))) if finite.size else 0
 
 
+def merge_friedel(q0_median: Mapping[str, float], rel_tol: float = 0.005) -> list[list[str]]:
+    """Group reflection names whose median q0 agree within ``rel_tol`` (Friedel mates, equivalents).
+
+    Parameters
+    ----------
+    q0_median : mapping name -> float
+        Median q0 per reflection (any q unit); non-finite values form no group.
+    rel_tol : float
+        Relative tolerance on q0.
+
+    Returns
+    -------
+    list of list of str
+        Groups in increasing q0, names in their given order.
+    """
+    finite = sorted((float(q), n) for n, q in q0_median.items() if np.isfinite(q))
+    groups: list[list[str]] = []
+    last = -math.inf
+    for q, name in finite:
+        if groups and q - last <= rel_tol * q:
+            groups[-1].append(name)
+        else:
+            groups.append([name])
+        last = q
+    order = list(q0_median)
+    return [sorted(g, key=order.index) for g in groups]
+
+
+def group_label(names: Sequence[str], hkl: Mapping[str, Sequence[int]] | None = None) -> str:
+    """One label for reflections at the same q: Friedel mates as one ``±`` entry.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Reflection names of the group.
+    hkl : mapping name -> (h, k, l), optional
+        Miller indices: a name whose ``-hkl`` is also in the group is written once as
+        ``±name`` (the name of the mate whose first non-zero index is positive). Without
+        ``hkl``, names ``x`` and ``-x`` pair up.
+
+    Returns
+    -------
+    str
+        E.g. ``"±100, ±010"``.
+    """
+    names = list(names)
+
+    def key(n: str) -> tuple:
+        return tuple(int(v) for v in hkl[n]) if hkl is not None and n in hkl else (n.lstrip("-"), n.startswith("-"))
+
+    def mate(n: str) -> tuple:
+        if hkl is not None and n in hkl:
+            return tuple(-int(v) for v in hkl[n])
+        return (n.lstrip("-"), not n.startswith("-"))
+
+    def positive(n: str) -> bool:
+        k = key(n)
+        if hkl is not None and n in hkl:
+            return next((v > 0 for v in k if v != 0), True)
+        return not n.startswith("-")
+
+    by_key = {key(n): n for n in names}
+    parts, done = [], set()
+    for n in names:
+        if n in done:
+            continue
+        partner = by_key.get(mate(n))
+        if partner is not None and partner != n:
+            done.update((n, partner))
+            parts.append("\u00b1" + (n if positive(n) else partner))
+        else:
+            done.add(n)
+            parts.append(n)
+    return ", ".join(parts)
+
+
+def _declutter(fig: Figure, texts: list[Any]) -> None:
+    """Move annotations up (in steps of their height) until no two bounding boxes overlap."""
+    renderer = fig.canvas.get_renderer()
+    placed: list[Any] = []
+    for text in sorted(texts, key=lambda t: t.xy[0]):
+        for _ in range(20):
+            box = text.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed):
+                break
+            x, y = text.get_position()
+            text.set_position((x, y + box.height * 72.0 / fig.dpi + 1.0))
+        placed.append(text.get_window_extent(renderer))
+
+
 def plot_williamson_hall(q0_median: Mapping[str, float], fwhm_median: Mapping[str, float], slope: float,
                          intercept: float, path: str | Path, *, size_nm: float | None = None,
                          strain: float | None = None, shape_factor: float = DEFAULT_SHAPE_FACTOR,
-                         q_unit: str = "\u00c5$^{-1}$", dpi: int = 150) -> Path:
-    """Global Williamson-Hall plot: FWHM_q^2 against q0^2 of the per-reflection medians.
+                         q_unit: str = "\u00c5$^{-1}$", dpi: int = 150,
+                         q0_all: Mapping[str, np.ndarray] | None = None,
+                         fwhm_all: Mapping[str, np.ndarray] | None = None,
+                         hkl: Mapping[str, Sequence[int]] | None = None) -> Path:
+    """Williamson-Hall plot: FWHM_q^2 against q0^2, every position, the medians and the global line.
 
     The line ``dq^2 = eps^2 q^2 + dq0^2`` (``slope = eps^2``, ``intercept = dq0^2``) is drawn from
-    q^2 = 0, so its intercept (the size broadening) is visible.
+    q^2 = 0, so its intercept (the size broadening) is visible. Reflections with the same median
+    q0 (Friedel mates) are merged: their positions pooled, one marker and one label (``±100``).
+    Labels are moved apart so that no two overlap.
 
     Parameters
     ----------
@@ -69,6 +166,11 @@ def plot_williamson_hall(q0_median: Mapping[str, float], fwhm_median: Mapping[st
         Unit label of q (mathtext allowed).
     dpi : int
         PNG resolution.
+    q0_all, fwhm_all : mapping reflection name -> ndarray, optional
+        q0 and FWHM at every position (NaN where the fit failed): drawn as faint points, and the
+        medians get error bars from their quartiles (Q1..Q3).
+    hkl : mapping reflection name -> (h, k, l), optional
+        Miller indices, to write Friedel mates as one ``±`` label (:func:`group_label`).
 
     Returns
     -------
@@ -77,8 +179,17 @@ def plot_williamson_hall(q0_median: Mapping[str, float], fwhm_median: Mapping[st
     """
     names = [n for n in q0_median if n in fwhm_median
              and np.isfinite(q0_median[n]) and np.isfinite(fwhm_median[n])]
-    x = np.array([float(q0_median[n]) ** 2 for n in names])
-    y = np.array([float(fwhm_median[n]) ** 2 for n in names])
+    groups = merge_friedel({n: q0_median[n] for n in names})
+    pooled = {}
+    for g in groups:
+        if q0_all is not None and fwhm_all is not None:
+            q = np.concatenate([np.asarray(q0_all[n], dtype=float).ravel() for n in g])
+            w = np.concatenate([np.asarray(fwhm_all[n], dtype=float).ravel() for n in g])
+            keep = np.isfinite(q) & np.isfinite(w)
+            pooled[group_label(g, hkl)] = (q[keep] ** 2, w[keep] ** 2)
+    x = np.array([float(np.median([q0_median[n] for n in g])) ** 2 for g in groups])
+    y = np.array([float(np.median([fwhm_median[n] for n in g])) ** 2 for g in groups])
+    labels = [group_label(g, hkl) for g in groups]
     slope, intercept = float(slope), float(intercept)
     if strain is None and np.isfinite(slope) and slope >= 0:
         strain = math.sqrt(slope)
@@ -87,36 +198,51 @@ def plot_williamson_hall(q0_median: Mapping[str, float], fwhm_median: Mapping[st
     x_max = 1.12 * (x.max() if x.size else 1.0)
     line_x = np.linspace(0.0, x_max, 50)
     line_y = slope * line_x + intercept
-    exponent = _power_of_ten(np.concatenate([y, line_y]) if np.all(np.isfinite(line_y)) else y)
+    line_ok = bool(np.all(np.isfinite(line_y)))
+    exponent = _power_of_ten(np.concatenate([y, line_y]) if line_ok else y)
     scale = 10.0**exponent
 
     fig = Figure(figsize=(4.8, 3.6), layout="constrained")
+    FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     parts = []
     if size_nm is not None and np.isfinite(size_nm):
         parts.append(f"$s$ = {size_nm:.1f} nm")
     if strain is not None and np.isfinite(strain):
         parts.append(f"$\\varepsilon$ = {100 * strain:.2f} %")
-    label = "WH fit" + (": " + ", ".join(parts) if parts else "")
-    if np.all(np.isfinite(line_y)):
+    label = "WH fit of the medians" + (": " + ", ".join(parts) if parts else "")
+    if line_ok:
         ax.plot(line_x, line_y / scale, color="0.25", lw=1.4, zorder=2, label=label)
-    ax.scatter(x, y / scale, s=42, color=_COLOR_A, edgecolor="black", linewidth=0.6, zorder=3,
-               label="medians per reflection")
-    for name, xi, yi in zip(names, x, y):
-        ax.annotate(name, (xi, yi / scale), xytext=(5, 5), textcoords="offset points", fontsize=9)
+    colors = resolve_cmap("batlow")(np.linspace(0.1, 0.8, max(len(groups), 1)))
+    y_top = [y / scale] if y.size else []
+    for (name, (px, py)), c in zip(pooled.items(), colors):
+        ax.scatter(px, py / scale, s=3, color=c, alpha=0.25, linewidth=0, rasterized=True, zorder=1)
+        if py.size:
+            y_top.append(np.percentile(py / scale, [99]))
+    err = None
+    if pooled:
+        err = np.array([[yi - np.percentile(pooled[n][1], 25), np.percentile(pooled[n][1], 75) - yi]
+                        if pooled[n][1].size else [0.0, 0.0] for n, yi in zip(labels, y)]).T / scale
+    ax.errorbar(x, y / scale, yerr=err, fmt="o", ms=6, color=_COLOR_A, mec="black", mew=0.6, ecolor="black",
+                elinewidth=0.8, capsize=2, zorder=3,
+                label="median per reflection" + (" (bars: Q1\u2013Q3)" if pooled else ""))
+    texts = [ax.annotate(name, (xi, yi / scale), xytext=(7, -4), textcoords="offset points", fontsize=8, va="top")
+             for name, xi, yi in zip(labels, x, y)]
     ax.set_xlim(0.0, x_max)
-    ax.set_ylim(bottom=0.0, top=1.15 * max(np.nanmax(y / scale) if y.size else 1.0,
-                                           np.nanmax(line_y / scale) if np.all(np.isfinite(line_y)) else 0))
+    top = max([float(np.nanmax(v)) for v in y_top if np.size(v)] + [1.0 if not y.size else 0.0]
+              + ([float(np.nanmax(line_y / scale))] if line_ok else []))
+    ax.set_ylim(bottom=0.0, top=1.25 * top)
     ax.set_xlabel(f"$q_0^2$ ({_squared(q_unit)})")
     power = "" if exponent == 0 else f"10$^{{{exponent}}}$ "
     ax.set_ylabel(f"FWHM$_q^2$ ({power}{_squared(q_unit)})")
     ax.set_title("Williamson\u2013Hall")
-    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    ax.legend(loc="upper left", fontsize=7, frameon=False)
+    _declutter(fig, texts)
     return _save(fig, path, dpi)
 
 
 def _squared(unit: str) -> str:
-    if unit in ("A^-1", "\u00c5^-1", "1/A", "\u00c5$^{-1}$"):
+    if unit in ("A^-1", "\u00c5^-1", "1/A", "\u00c5$^{-1}$", "1/angstrom"):
         return "\u00c5$^{-2}$"
     if unit in ("nm^-1", "1/nm", "nm$^{-1}$"):
         return "nm$^{-2}$"
@@ -274,9 +400,10 @@ def _edges(centers: np.ndarray) -> np.ndarray:
 
 
 def _draw_windows(ax: Axes, windows: Sequence[Mapping[str, Any]], az_min: float, az_max: float,
-                  period: float = 360.0) -> list[Rectangle]:
-    """Draw each fit window as labelled rectangle(s) on ``ax``; returns all rectangles."""
-    rectangles = []
+                  period: float = 360.0) -> tuple[list[Rectangle], list[Any], list[tuple[float, float]]]:
+    """Draw each fit window as labelled rectangle(s) on ``ax``; returns the rectangles, the labels
+    and each label's window corner (q_lo, top azimuth)."""
+    rectangles, labels, spans = [], [], []
     for window in windows:
         q_lo, q_hi = (float(v) for v in window["q_range"])
         a_lo, a_hi = (float(v) for v in window["azimuth_range"])
@@ -288,14 +415,43 @@ def _draw_windows(ax: Axes, windows: Sequence[Mapping[str, Any]], az_min: float,
             rectangles.append(rect)
         if pieces:
             p_lo, p_hi = max(pieces, key=lambda p: p[1] - p[0])
-            ax.text(q_hi, p_hi, f" {window.get('name', '')}", ha="left", va="top", fontsize=7,
-                    color="white", zorder=5, path_effects=_OUTLINE, clip_on=True)
-    return rectangles
+            labels.append(ax.text(q_hi, p_hi, f" {window.get('name', '')}", ha="left", va="top", fontsize=7,
+                                  color="white", zorder=5, path_effects=_OUTLINE))
+            spans.append((q_lo, p_hi))
+    return rectangles, labels, spans
+
+
+def _keep_inside(ax: Axes, labels: list[Any], spans: list[tuple[float, float]]) -> None:
+    """Put each window label right of its window, else left of it, else inside; then no overlaps."""
+    fig = ax.figure
+    if fig.canvas is None or not hasattr(fig.canvas, "get_renderer"):
+        FigureCanvasAgg(fig)
+    renderer = fig.canvas.get_renderer()
+    inside = ax.get_window_extent(renderer)
+    for text, (q_lo, p_hi) in zip(labels, spans):
+        for ha, x in (("left", None), ("right", q_lo), ("left", q_lo)):
+            if x is not None:
+                text.set_position((x, p_hi))
+                text.set_text(text.get_text().strip() + " " if ha == "right" else " " + text.get_text().strip())
+            text.set_ha(ha)
+            box = text.get_window_extent(renderer)
+            if box.x0 >= inside.x0 and box.x1 <= inside.x1:
+                break
+    placed: list[Any] = []
+    for text in labels:
+        for _ in range(20):
+            box = text.get_window_extent(renderer)
+            if not any(box.overlaps(o) for o in placed) and box.y0 >= inside.y0:
+                break
+            x, y = text.get_position()
+            step = box.height / max(inside.height, 1.0) * abs(np.diff(ax.get_ylim())[0]) * 1.1
+            text.set_position((x, y - step if y - step > min(ax.get_ylim()) else y + 3 * step))
+        placed.append(text.get_window_extent(renderer))
 
 
 def _draw_cake(fig: Figure, cake: np.ndarray, q: np.ndarray, azimuth_deg: np.ndarray,
                windows: Sequence[Mapping[str, Any]], *, q_unit: str, log: bool, cmap: str,
-               period: float = 360.0) -> tuple[Axes, list[Rectangle]]:
+               period: float = 360.0, marked: Mapping[str, Any] | None = None) -> tuple[Axes, list[Rectangle]]:
     cake = np.asarray(cake, dtype=float)
     q, az = np.asarray(q, dtype=float), np.asarray(azimuth_deg, dtype=float)
     if cake.shape != (az.size, q.size):
@@ -322,8 +478,8 @@ def _draw_cake(fig: Figure, cake: np.ndarray, q: np.ndarray, azimuth_deg: np.nda
     az_min, az_max = float(az_edges.min()), float(az_edges.max())
     ax.set_xlim(q_edges.min(), q_edges.max())
     ax.set_ylim(az_min, az_max)
-    rectangles = _draw_windows(ax, windows, az_min, az_max, period)
-    unit = {"A^-1": "\u00c5$^{-1}$", "nm^-1": "nm$^{-1}$"}.get(q_unit, q_unit)
+    rectangles, labels, spans = _draw_windows(ax, windows, az_min, az_max, period)
+    unit = pretty_unit(q_unit)
     ax.set_xlabel(f"$q$ ({unit})")
     ax.set_ylabel("azimuth $\\varphi$ (deg)")
     if az_max - az_min >= 180:
@@ -335,12 +491,31 @@ def _draw_cake(fig: Figure, cake: np.ndarray, q: np.ndarray, azimuth_deg: np.nda
         cbar.ax.yaxis.set_major_formatter(plain)
         cbar.ax.yaxis.set_minor_formatter(plain if norm.vmax / norm.vmin < 100 else NullFormatter())
     ax.set_title("scan-averaged cake and fit windows")
+    if marked is not None:
+        _mark_reflection(ax, marked, q_unit=unit)
+    if fig.canvas is None or not hasattr(fig.canvas, "get_renderer"):
+        FigureCanvasAgg(fig)
+    fig.draw_without_rendering()  # final layout, then the labels are placed inside the axes
+    _keep_inside(ax, labels, spans)
     return ax, rectangles
+
+
+def _mark_reflection(ax: Axes, m: Mapping[str, Any], q_unit: str) -> None:
+    """q0 and phi0 of one reflection as a cross whose arms are its FWHM dq and dphi, with a legend."""
+    q0, dq, phi0, dphi = (float(m[k]) for k in ("q0", "fwhm_q", "phi0", "fwhm_phi"))
+    if not all(np.isfinite(v) for v in (q0, dq, phi0, dphi)):
+        return
+    ax.errorbar([q0], [phi0], xerr=[[dq / 2], [dq / 2]], yerr=[[dphi / 2], [dphi / 2]], fmt="+", color="#ff4d4d",
+                ms=8, mew=1.2, elinewidth=1.2, capsize=3, zorder=6,
+                label=f"{m.get('name', '')}: $q_0$ = {q0:.4f} {q_unit}, $\\Delta q$ = {dq:.4f} {q_unit},\n"
+                      f"$\\varphi_0$ = {phi0:.1f}\u00b0, $\\Delta\\varphi$ = {dphi:.1f}\u00b0 (FWHM, medians)")
+    ax.legend(loc="lower left", fontsize=6.5, framealpha=0.85)
 
 
 def plot_cake(cake: np.ndarray, q: np.ndarray, azimuth_deg: np.ndarray,
               windows: Sequence[Mapping[str, Any]], path: str | Path, *, q_unit: str = "A^-1",
-              log: bool = True, cmap: str = "batlow", dpi: int = 150) -> Path:
+              log: bool = True, cmap: str = "batlow", dpi: int = 150,
+              marked: Mapping[str, Any] | None = None) -> Path:
     """Scan-averaged cake (azimuth vs q) with every fit window drawn as a labelled rectangle.
 
     Parameters
@@ -366,6 +541,9 @@ def plot_cake(cake: np.ndarray, q: np.ndarray, azimuth_deg: np.ndarray,
         Colour map name.
     dpi : int
         PNG resolution.
+    marked : mapping, optional
+        One reflection's ``name``, ``q0``, ``fwhm_q`` (``q_unit``), ``phi0``, ``fwhm_phi`` (deg),
+        e.g. its medians over the scan: drawn as a cross with FWHM arms and given in the legend.
 
     Returns
     -------
@@ -373,5 +551,5 @@ def plot_cake(cake: np.ndarray, q: np.ndarray, azimuth_deg: np.ndarray,
         The PNG written.
     """
     fig = Figure(figsize=(6.4, 4.4), layout="constrained")
-    _draw_cake(fig, cake, q, azimuth_deg, windows, q_unit=q_unit, log=log, cmap=cmap)
+    _draw_cake(fig, cake, q, azimuth_deg, windows, q_unit=q_unit, log=log, cmap=cmap, marked=marked)
     return _save(fig, path, dpi)

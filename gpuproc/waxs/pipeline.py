@@ -482,11 +482,11 @@ def finalize(ctx: Context, scan: Scan, store: ResultStore) -> None:
     store.add_coord("cake_azimuth", ctx.integrator.azimuth, {"units": "deg", "long_name": "azimuth of the mean cake"})
     store.add_array("mean_cake", mean_cake, ("cake_azimuth", "cake_q"), "intensity (cake units)",
                     f"cake averaged over up to {MEAN_CAKE_FRAMES} frames spread over the scan")
-    if ctx.job.job.figures is not None:
-        from gpuproc.waxs.figures import write_figures
-
-        write_figures(ctx, store, maps, mean_cake, gwh, corr)
     store.finish({"statistics": json.dumps(extra, default=float)})
+    if ctx.job.job.figures is not None:  # drawn from the finished store, like `gpuproc report`
+        from gpuproc.report.html import write_report
+
+        write_report(store.path, ctx.job.job.figures)
 
 
 def _binned_and_power_law(store: ResultStore, maps: dict[str, np.ndarray]) -> dict[str, Any]:
