@@ -200,8 +200,12 @@ def main() -> None:
     if not rows[0]["caught"] and chosen[0] is MUTATIONS[0]:
         raise SystemExit("the sanity mutation was not caught: the copy's package is not the one tested")
     if not args.k:
-        RESULTS.write_text(json.dumps({"mutations": rows, "caught": sum(r["caught"] for r in rows),
-                                       "total": len(rows)}, indent=2) + "\n")
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from common import machine  # benchmarks/common.py: date, packages, git commit of the checkout
+
+        RESULTS.write_text(json.dumps({"machine": machine(), "tree": "the checkout's working tree, copied",
+                                       "caught": sum(r["caught"] for r in rows), "total": len(rows),
+                                       "mutations": rows}, indent=2) + "\n")
         print(f"wrote {RESULTS}")
 
 

@@ -28,7 +28,7 @@ SHAPE = (8, 10)
 SPOT_TRUTH = {"q0": "q0", "fwhm_q": "fwhm_q", "phi0": "azimuth_deg", "fwhm_phi": "fwhm_phi_deg"}
 #: map -> truth map
 MAP_TRUTH = {"a": "a", "b": "b", "size": "size_nm", "strain": "strain", "orientation": "phi0_deg",
-             "disorder": "disorder_rad"}
+             "disorder": "disorder_deg"}
 PERIOD = {"phi0": 360.0, "orientation": 360.0}
 
 
@@ -72,7 +72,8 @@ def _xfail(values, reason):
 @pytest.mark.parametrize("name", ["q0", "fwhm_q", "phi0", "fwhm_phi", "amplitude"])
 def test_per_reflection_pulls(waxs_pulls, name):
     """Measured (n=1920, mean/sd): q0 -0.00/0.93, fwhm_q -0.17/0.93, phi0 +0.01/0.91, fwhm_phi
-    -0.05/0.88; amplitude (cake height) -0.29/0.94 on three seeds."""
+    -0.05/0.88; amplitude (cake height) -0.29/0.94, at the edge of the tolerance (likely: the box-like
+    cake kernel is not the Gaussian the quadrature conversion assumes)."""
     assert_calibrated(waxs_pulls[name], name, min_n=0.95 * len(SEEDS) * np.prod(SHAPE) * 12)
 
 
