@@ -156,3 +156,21 @@ def test_pl_spectra_store_next_to_the_output_is_checked(tmp_path):
     with pytest.raises(OutputRefused, match=r"out.spectra.zarr: refusing to write there: it is a folder"):
         run_pl(job, progress=False)
     assert sentinel.read_text() == "irreplaceable"
+
+
+def test_cli_refusals_are_one_line_and_overwrite_replaces(job_file, tmp_path):
+    from click.testing import CliRunner
+    from run_helpers import variant
+
+    from gpuproc.cli import main
+
+    job = variant(job_file, "cli_overwrite", resume=False)
+    out = job.with_name("cli_overwrite.zarr")
+    cli = CliRunner()
+    run = ["waxs", "run", str(job), "--no-progress"]
+    assert cli.invoke(main, run).exit_code == 0
+    refused = cli.invoke(main, run)
+    assert refused.exit_code == 1
+    assert refused.output.strip().splitlines()[-1].startswith(f"Error: {out}: a gpuproc waxs results store exists")
+    assert cli.invoke(main, [*run, "--overwrite"]).exit_code == 0
+    assert open_results(out).attrs["complete"]
