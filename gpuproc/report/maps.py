@@ -249,7 +249,9 @@ def draw_map(fig: Figure, values: np.ndarray, step_um: tuple[float, float], *, t
         if _figure_size(width_um, height_um)[3] >= 1.5:  # colour bar at the right, as tall as the map
             cbar = fig.colorbar(mappable, cax=ax.inset_axes((1.03, 0.0, 0.045, 1.0)), extend=extend)
         else:  # flat map: horizontal colour bar below
-            cbar = fig.colorbar(mappable, ax=ax, location="bottom", aspect=40, extend=extend)
+            map_h = _figure_size(width_um, height_um)[3]
+            cbar = fig.colorbar(mappable, cax=ax.inset_axes((0.0, -0.75 / map_h, 1.0, 0.12 / map_h)),
+                                orientation="horizontal", extend=extend)
         if discrete:
             cbar.set_ticks(np.arange(lo, hi + 1, max(1, (hi - lo + 1) // 8)))
         cbar.set_label(pretty_unit(units) if colorbar_label is None else colorbar_label)
@@ -310,11 +312,15 @@ def plot_map(values: np.ndarray, step_um: tuple[float, float], path: str | Path,
     if values.ndim != 2:
         raise ValueError(f"values must be 2D (ny, nx), got shape {values.shape}")
     ny, nx = values.shape
-    fig_w, fig_h, _, _ = _figure_size(nx * float(step_um[1]), ny * float(step_um[0]))
-    fig = Figure(figsize=(fig_w, fig_h), layout="constrained")
+    fig_w, fig_h, map_w, map_h = _figure_size(nx * float(step_um[1]), ny * float(step_um[0]))
+    fig = Figure(figsize=(fig_w, fig_h))  # fixed margins (inches): no layout pass, ~1/3 of the time
+    room_w, room_h = max(map_w, 0.8), max(map_h, 0.8)
+    left, bottom = (0.75, 0.55) if map_h >= 1.5 else (0.7, 1.15)
+    ax = fig.add_axes(((left + (room_w - map_w) / 2) / fig_w, (bottom + (room_h - map_h) / 2) / fig_h,
+                       map_w / fig_w, map_h / fig_h))
     draw_map(fig, values, step_um, title=title, units=units, cmap=cmap, vmin=vmin, vmax=vmax,
              brightness=brightness, center=center, robust=robust, origin=origin,
-             colorbar_label=colorbar_label, discrete=discrete, coords=coords)
+             colorbar_label=colorbar_label, discrete=discrete, coords=coords, ax=ax)
     return _save(fig, path, dpi)
 
 

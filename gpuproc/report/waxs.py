@@ -237,7 +237,9 @@ def plot_williamson_hall(q0_median: Mapping[str, float], fwhm_median: Mapping[st
     ax.set_ylabel(f"FWHM$_q^2$ ({power}{_squared(q_unit)})")
     ax.set_title("Williamson\u2013Hall")
     ax.legend(loc="upper left", fontsize=7, frameon=False)
+    fig.draw_without_rendering()  # final layout first, then the labels are moved apart
     _declutter(fig, texts)
+    fig.set_layout_engine("none")
     return _save(fig, path, dpi)
 
 
@@ -497,6 +499,7 @@ def _draw_cake(fig: Figure, cake: np.ndarray, q: np.ndarray, azimuth_deg: np.nda
         FigureCanvasAgg(fig)
     fig.draw_without_rendering()  # final layout, then the labels are placed inside the axes
     _keep_inside(ax, labels, spans)
+    fig.set_layout_engine("none")  # keep that layout: saving does not run it again
     return ax, rectangles
 
 
