@@ -27,8 +27,8 @@ __all__ = ["draw_figures", "write_report"]
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #bbb;padding:2px 8px;text-align:right}
-th{background:#eee}td.l,th.l{text-align:left}figure{display:inline-block;margin:0.5em;vertical-align:top}
-img{max-width:100%;border:1px solid #ddd}pre{background:#f6f6f6;padding:0.6em;overflow-x:auto;font-size:80%}"""
+th{background:#eee}td.l,th.l{text-align:left}figure{display:inline-block;width:47%;margin:0.5em;vertical-align:top}
+img{width:100%;border:1px solid #ddd}pre{background:#f6f6f6;padding:0.6em;overflow-x:auto;font-size:80%}"""
 
 
 def draw_figures(group: zarr.Group, folder: str | Path) -> list[Path]:

@@ -254,7 +254,11 @@ def draw_map(fig: Figure, values: np.ndarray, step_um: tuple[float, float], *, t
                                 orientation="horizontal", extend=extend)
         if discrete:
             cbar.set_ticks(np.arange(lo, hi + 1, max(1, (hi - lo + 1) // 8)))
-        cbar.set_label(pretty_unit(units) if colorbar_label is None else colorbar_label)
+        label = pretty_unit(units) if colorbar_label is None else colorbar_label
+        if cbar.orientation == "vertical" and len(label) <= 4:  # a short unit, upright above the bar
+            cbar.ax.set_title(label, fontsize=10, pad=8)
+        else:
+            cbar.set_label(label)
     return ax, im
 
 
