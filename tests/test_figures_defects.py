@@ -144,11 +144,10 @@ def test_pixel_centres_equal_their_coordinates(origin):
     _, image = draw_map(Figure(), np.ones((5, 7)), (0.5, 0.25), title="t", units="u", coords=(y, x), origin=origin)
     left, right, bottom, top = image.get_extent()
     centres_x = left + (np.arange(7) + 0.5) * (right - left) / 7
-    rows_from_origin = y if origin == "lower" else y  # row 0 is y[0] in both conventions
     first, last = (top, bottom) if origin == "upper" else (bottom, top)
     centres_y = first + (np.arange(5) + 0.5) * (last - first) / 5
     np.testing.assert_allclose(centres_x, x)
-    np.testing.assert_allclose(centres_y, rows_from_origin)
+    np.testing.assert_allclose(centres_y, y)  # row 0 is y[0] either way
     assert pixel_extent(np.arange(3) * 2.0, np.arange(4) * 1.0, "lower") == (-0.5, 3.5, -1.0, 5.0)
 
 
@@ -228,3 +227,29 @@ def test_no_pixel_fitted_says_so(captured, tmp_path):
 
 def test_resolve_cmap_bad_is_transparent_when_asked():
     assert resolve_cmap("batlow", bad="none").get_bad()[3] == 0
+
+
+def test_waxs_store_figures_units_and_orientation(captured, tmp_path):
+    import importlib.util
+
+    import zarr
+
+    from gpuproc.waxs.figures import shown_units, write_figures
+
+    spec = importlib.util.spec_from_file_location("bench_figures", Path(__file__).resolve().parents[1]
+                                                  / "benchmarks" / "bench_figures.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    group = zarr.open_group(bench.waxs_store(tmp_path / "w.zarr", shape=(6, 8)), mode="r")
+    paths = write_figures(group, tmp_path / "figs")
+    figs = dict(zip((p.name for p in paths), captured))
+
+    def unit(name):  # the colour bar's label (upright title for short units)
+        (cax,) = figs[name].axes[0].child_axes
+        return cax.get_title() or cax.get_ylabel()
+    assert unit("map_a.png") == "\u00c5" and unit("map_strain.png") == "%" and unit("map_disorder.png") == "deg"
+    orientation = figs["map_orientation.png"].axes[0].images[0]
+    assert orientation.cmap.name.startswith("cmc.vik")  # 174 / 182 deg domains: diverging about 178
+    assert (orientation.norm.vmin + orientation.norm.vmax) / 2 == pytest.approx(178.0, abs=0.5)
+    np.testing.assert_allclose(shown_units(np.array([np.pi]), "rad")[0], [180.0])
+    assert shown_units(np.array([0.02]), "1")[1] == "%" and shown_units(np.array([1.0]), "degree")[1] == "degree"

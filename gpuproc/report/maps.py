@@ -29,7 +29,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.transforms import blended_transform_factory
 
 __all__ = ["NAN_COLOR", "angle_limits", "draw_map", "nice_scale_bar_length", "pixel_extent", "plot_map", "plot_maps",
-           "pretty_unit", "resolve_cmap"]
+           "pretty_unit", "resolve_cmap", "weighted_rgba"]
 
 #: neutral grey for missing (NaN) values
 NAN_COLOR = "#9a9a9a"
@@ -199,6 +199,15 @@ def pretty_unit(unit: str) -> str:
     return table.get(unit.strip(), unit)
 
 
+def weighted_rgba(values: np.ndarray, weight: np.ndarray, norm: Normalize, cmap: Colormap) -> np.ndarray:
+    """RGBA of ``values`` through ``norm`` and ``cmap``, RGB scaled by ``weight`` (0..1, NaN as 0);
+    NaN ``values`` transparent."""
+    rgba = cmap(norm(np.ma.masked_invalid(values)))
+    rgba[..., :3] *= np.clip(np.nan_to_num(weight, nan=0.0), 0.0, 1.0)[..., None]
+    rgba[~np.isfinite(values)] = 0.0
+    return rgba
+
+
 def draw_map(fig: Figure, values: np.ndarray, step_um: tuple[float, float], *, title: str, units: str,
              cmap: str | Colormap = "batlow", vmin: float | None = None, vmax: float | None = None,
              brightness: np.ndarray | None = None, center: float | None = None, robust: bool = False,
@@ -227,10 +236,7 @@ def draw_map(fig: Figure, values: np.ndarray, step_um: tuple[float, float], *, t
         weight = np.asarray(brightness, dtype=float)
         if weight.shape != values.shape:
             raise ValueError(f"brightness shape {weight.shape} != values shape {values.shape}")
-        weight = np.clip(np.nan_to_num(weight, nan=0.0), 0.0, 1.0)
-        image = colormap(norm(np.ma.masked_invalid(values)))
-        image[..., :3] *= weight[..., None]
-        image[~np.isfinite(values)] = 0.0  # transparent
+        image = weighted_rgba(values, weight, norm, colormap)
     else:
         image = np.ma.masked_invalid(values)
 

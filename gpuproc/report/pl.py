@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from scipy import ndimage
 
-from gpuproc.report.maps import _figure_size, _save, draw_map, plot_maps, resolve_cmap
+from gpuproc.report.maps import _figure_size, _save, draw_map, plot_maps, resolve_cmap, weighted_rgba
 from gpuproc.report.no_data import plot_no_data
 
 EVENT_COLOR = "#d62728"
@@ -36,14 +36,6 @@ def interior_limits(values: np.ndarray, sample: np.ndarray, erode: int = 2) -> t
     if np.isfinite(values[inner]).sum() < 10:
         inner = sample
     return _limits(values[inner])
-
-
-def _weighted_rgba(energy: np.ndarray, weight: np.ndarray, norm: Normalize, cmap: Any) -> np.ndarray:
-    """Colour from the energy, lightness scaled by the weight (0..1); NaN energy transparent."""
-    rgba = cmap(norm(np.ma.masked_invalid(energy)))
-    rgba[..., :3] *= np.clip(np.nan_to_num(weight, nan=0.0), 0.0, 1.0)[..., None]
-    rgba[~np.isfinite(energy)] = 0.0
-    return rgba
 
 
 def plot_energy_maps(energy: np.ndarray, intensity: np.ndarray, sample: np.ndarray, step_um: Sequence[float],
@@ -80,14 +72,13 @@ def plot_energy_maps(energy: np.ndarray, intensity: np.ndarray, sample: np.ndarr
     fig = Figure(figsize=(2 * fig_w + 0.6, fig_h + 0.4), layout="constrained")
     left, right = fig.subplots(1, 2)
     step = (float(step_um[0]), float(step_um[1]))
-    _, image = draw_map(fig, energy, step, title="peak energy, weighted by intensity", units="eV",
-                        brightness=area / top, coords=coords, ax=left)
-    image.set_data(_weighted_rgba(energy, area / top, norm, cmap))
+    draw_map(fig, energy, step, title="peak energy, weighted by intensity", units="eV", cmap=cmap, vmin=lo,
+             vmax=hi, brightness=area / top, coords=coords, ax=left)
     draw_map(fig, energy, step, title="peak energy (sample)", units="eV", cmap=cmap, vmin=lo, vmax=hi,
              coords=coords, ax=right, colorbar_label="peak energy (eV)")
     legend = left.inset_axes((1.08, 0.1, 0.3, 0.55))
     e_grid, w_grid = np.meshgrid(np.linspace(lo, hi, 64), np.linspace(0.0, 1.0, 32))
-    legend.imshow(_weighted_rgba(e_grid, w_grid, norm, cmap), origin="lower", aspect="auto",
+    legend.imshow(weighted_rgba(e_grid, w_grid, norm, cmap), origin="lower", aspect="auto",
                   extent=(lo, hi, 0.0, 100.0), interpolation="nearest")
     legend.set_xlabel("peak energy (eV)", fontsize=7)
     legend.set_ylabel("intensity (% of p99)", fontsize=7)
