@@ -253,3 +253,16 @@ def test_waxs_store_figures_units_and_orientation(captured, tmp_path):
     assert (orientation.norm.vmin + orientation.norm.vmax) / 2 == pytest.approx(178.0, abs=0.5)
     np.testing.assert_allclose(shown_units(np.array([np.pi]), "rad")[0], [180.0])
     assert shown_units(np.array([0.02]), "1")[1] == "%" and shown_units(np.array([1.0]), "degree")[1] == "degree"
+
+
+def test_timeseries_shows_the_fitted_response_and_tau(captured, tmp_path):
+    t = np.arange(100.0)
+    response = 2.54 - 0.02 * (1 - np.exp(-np.clip(t - 20, 0, None) / 8.0))
+    n_peaks = np.ones(100, np.int8)
+    report_pl.plot_timeseries(t, {"peak energy (eV)": response, "n_peaks": n_peaks}, [{"time": 20, "label": "on"}],
+                              tmp_path / "ts.png",
+                              fitted={"peak energy (eV)": (response, "fitted response\non: \u03c4 = 8 \u00b1 0.1 s")})
+    top, bottom = captured[-1].axes
+    assert "\u03c4 = 8" in top.get_title(loc="left")
+    assert [t.get_text() for t in top.get_legend().get_texts()] == ["fitted response"]
+    assert list(bottom.get_yticks()) == [1.0]  # integer ticks, none at 0.95 or 1.05

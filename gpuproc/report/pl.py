@@ -256,10 +256,11 @@ def _tau_label(group: Any) -> str:
     """Legend of the fitted responses: each event's time constants with their errors."""
     parts = []
     for i, label in enumerate(group["event_label"][...]):
-        taus = [f"{float(group[f'event_{k}'][i]):.3g} \u00b1 {float(group[f'event_{k}_err'][i]):.2g} s"
-                for k in ("tau_fast", "tau_slow") if np.isfinite(group[f"event_{k}"][i])]
+        taus = [f"\u03c4$_{{{k}}}$ = {float(group[f'event_tau_{k}'][i]):.3g} \u00b1 "
+                f"{float(group[f'event_tau_{k}_err'][i]):.2g} s"
+                for k in ("fast", "slow") if np.isfinite(group[f"event_tau_{k}"][i])]
         if taus:
-            parts.append(f"{label}: \u03c4 = " + ", ".join(taus))
+            parts.append(f"{label}: " + ", ".join(taus))
     return "fitted response" + ("\n" + "\n".join(parts) if parts else "")
 
 
@@ -282,10 +283,15 @@ def plot_timeseries(time: np.ndarray, quantities: Mapping[str, np.ndarray], even
         ax.plot(time, values, ".", ms=2.5, color=resolve_cmap("batlow")(0.2))
         if fitted and label in fitted:
             curve, text = fitted[label] if isinstance(fitted[label], tuple) else (fitted[label], "fitted response")
-            ax.plot(time, curve, "-", lw=1.2, color=resolve_cmap("batlow")(0.75), label=text)
-            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+            name, _, details = text.partition("\n")
+            ax.plot(time, curve, "-", lw=1.2, color=resolve_cmap("batlow")(0.75), label=name)
+            ax.legend(fontsize=7, loc="best")
+            if details:  # the time constants above the panel, clear of the data
+                ax.set_title(details, fontsize=7, loc="left")
         if np.issubdtype(np.asarray(values).dtype, np.integer):
-            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+            finite = np.asarray(values)
+            ax.set_ylim(finite.min() - 0.5, finite.max() + 0.5)
+            ax.set_yticks(np.arange(finite.min(), finite.max() + 1, max(1, (finite.max() - finite.min()) // 6)))
         ax.set_ylabel(label)
         _mark_events(ax, events, vertical=True, labelled=ax is axes[0])
     axes[-1].set_xlabel("time (s)")
