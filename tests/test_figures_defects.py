@@ -266,3 +266,12 @@ def test_timeseries_shows_the_fitted_response_and_tau(captured, tmp_path):
     assert "\u03c4 = 8" in top.get_title(loc="left")
     assert [t.get_text() for t in top.get_legend().get_texts()] == ["fitted response"]
     assert list(bottom.get_yticks()) == [1.0]  # integer ticks, none at 0.95 or 1.05
+
+
+def test_kymograph_cropped_to_the_signal(captured, tmp_path):
+    energy = np.linspace(2.0, 3.0, 500)
+    time = np.arange(40.0)
+    intensity = 5.0 + 100.0 * np.exp(-0.5 * ((energy[None, :] - 2.5) / 0.01) ** 2) * np.ones((40, 1))
+    report_pl.plot_kymograph(time, energy, intensity, [{"time": 10, "label": "on"}], tmp_path / "k.png")
+    lo, hi = captured[-1].axes[0].get_xlim()
+    assert 2.4 < lo < 2.5 < hi < 2.6  # the flat 2.0..3.0 eV background is cut away
