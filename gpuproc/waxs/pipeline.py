@@ -189,8 +189,12 @@ def make_context(job: WaxsJob, scan: Scan) -> Context:
 def _probe_frames(scan: Scan) -> np.ndarray:
     """The first, middle and last frames of the scan: pixels invalid in all of them are the
     detector's flags, left out of the set-up statistics (window coverage, cake broadening)."""
+    import dask
+
     n = scan.frames.shape[0]
-    return np.stack([np.asarray(scan.frames[k]) for k in sorted({0, n // 2, n - 1})])
+    # read here, not as a task graph on a cluster: a worker's set-up would wait on its own threads
+    with dask.config.set(scheduler="synchronous"):
+        return np.stack([np.asarray(scan.frames[k]) for k in sorted({0, n // 2, n - 1})])
 
 
 def _image(path: Path | None) -> np.ndarray | None:
