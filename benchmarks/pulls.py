@@ -27,7 +27,7 @@ from common import RESULTS, machine  # noqa: E402
 
 WAXS_PARAMS = {"q0": "q0", "fwhm_q": "fwhm_q", "phi0": "azimuth_deg", "fwhm_phi": "fwhm_phi_deg"}
 WAXS_MAPS = {"a": "a", "b": "b", "size": "size_nm", "strain": "strain", "orientation": "phi0_deg",
-             "disorder": "disorder_rad"}
+             "disorder": "disorder_deg"}
 
 
 def pull_stats(fit: np.ndarray, err: np.ndarray, truth: np.ndarray, period: float | None = None) -> dict[str, float]:

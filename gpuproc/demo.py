@@ -113,7 +113,7 @@ def waxs(directory: Path, device: str, seed: int, scan_shape: tuple[int, int]) -
           f"{float((ds.fit_status.values == 0).mean()):.1%} fits converged")
     truth = scan.truth
     rows = [("a", "a", "A"), ("b", "b", "A"), ("size", "size_nm", "nm"), ("strain", "strain", ""),
-            ("orientation", "phi0_deg", "deg"), ("disorder", "disorder_rad", "rad"), ("a_sc", "a_sc", "A")]
+            ("orientation", "phi0_deg", "deg"), ("disorder", "disorder_deg", "deg"), ("a_sc", "a_sc", "A")]
     print(f"  {'map':<12}{'true range':>24}{'median |fit - true|':>22}{'median error':>15}")
     for name, key, unit in rows:
         if key not in truth or not np.isfinite(ds[name].values).any():

@@ -16,7 +16,7 @@ import pytest
 import numpy as np
 import zarr
 
-from gpuproc.io.results import open_results
+from gpuproc.io.results import DONE, open_results
 from gpuproc.waxs.demo_data import write_demo_job
 from gpuproc.waxs.job import WaxsJob, load_job
 
@@ -45,7 +45,7 @@ def job_with_output(job_file: Path, output: Path, **job_keys) -> WaxsJob:
 def done_marks(path: Path) -> np.ndarray:
     """The done marks of a results store (all False while it is being created)."""
     try:
-        return np.asarray(zarr.open_group(path, mode="r")["done"][...])
+        return np.asarray(zarr.open_group(path, mode="r")[DONE][...])
     except (FileNotFoundError, KeyError, ValueError):
         return np.zeros(0, bool)
 

@@ -9,46 +9,26 @@ import numpy as np
 import pytest
 import zarr
 from click.testing import CliRunner
-from run_helpers import demo_job, job_with_output
+from result_runs import pl_map_run, pl_series_run, waxs_run
+from silx.io import nxdata as silx_nxdata
 
 from gpuproc.cli import main
 from gpuproc.io.nexus import export_nexus
-from gpuproc.pl.job import job_from_dict
-from gpuproc.pl.pipeline import run_pl
-from gpuproc.synth.pl import BIAS_COUNTS, STRAY_COUNTS, pl_map, pl_timeseries
-from gpuproc.waxs.pipeline import run_waxs
-
-silx_nxdata = pytest.importorskip("silx.io.nxdata")
 
 
 @pytest.fixture(scope="module")
 def waxs(tmp_path_factory):
-    """A (6, 8) synthetic WAXS scan run with ``[job] nexus``."""
-    tmp = tmp_path_factory.mktemp("nxwaxs")
-    job = job_with_output(demo_job(tmp), tmp / "w.zarr", nexus=tmp / "w.nxs")
-    return run_waxs(job), tmp / "w.nxs"
-
-
-def _pl(tmp, counts, axis, **input_keys):
-    np.savez(tmp / "s.npz", data=counts, axis=axis)
-    job = job_from_dict({"job": {"output": str(tmp / "p.zarr"), "device": "cpu", "batch_rows": 64,
-                                 "nexus": str(tmp / "p.nxs")},
-                         "input": {"source": str(tmp / "s.npz"), **input_keys},
-                         "spectra": {"dark": BIAS_COUNTS + STRAY_COUNTS}, "fit": {"max_peaks": 2}})
-    return run_pl(job, progress=False), tmp / "p.nxs"
+    return waxs_run(tmp_path_factory.mktemp("nxwaxs"))
 
 
 @pytest.fixture(scope="module")
 def plmap(tmp_path_factory):
-    m = pl_map((8, 10), 128, seed=3)
-    return _pl(tmp_path_factory.mktemp("nxplmap"), m.counts, m.wavelength, step_um=[0.5, 0.25])
+    return pl_map_run(tmp_path_factory.mktemp("nxplmap"))
 
 
 @pytest.fixture(scope="module")
 def plseries(tmp_path_factory):
-    ts = pl_timeseries(120.0, 128, events=pl_timeseries().events[:1], seed=1)
-    return _pl(tmp_path_factory.mktemp("nxplts"), ts.counts, ts.wavelength, mode="timeseries",
-               events=[{"time": e.time, "label": e.label} for e in ts.events])
+    return pl_series_run(tmp_path_factory.mktemp("nxplts"))
 
 
 def _nxdata_groups(f):

@@ -161,7 +161,7 @@ def test_interrupted_run_resumes_identically(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_pl(job, progress=False)
     group = zarr.open_group(str(job.job.output), mode="r")
-    assert group.attrs["complete"] is False and list(group["done"][...]) == [True, True, False, False]
+    assert group.attrs["complete"] is False and list(group["run/done"][...]) == [True, True, False, False]
     monkeypatch.setattr(pipeline, "fit_block", real)
     ds = open_results(run_pl(job, progress=False))
     for name in ("energy", "fwhm_mev", "n_peaks", "peak_energy", "energy_quartiles"):

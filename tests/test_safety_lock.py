@@ -76,7 +76,7 @@ def test_a_second_run_on_the_same_output_is_refused(job_file, tmp_path):
     out, go = job.with_name("concurrent.zarr"), tmp_path / "go"
     first = _start(SLOW_RUN, job, go)
     try:
-        _wait_for(out / "done" / "zarr.json", first)  # the first run holds the lock and has created its store
+        _wait_for(out / "run" / "done" / "zarr.json", first)  # the first run holds the lock and has created its store
         holder = json.loads(lock.lock_path(out).read_text())
         assert holder["pid"] == first.pid and holder["host"] == socket.gethostname()
         for keys in ({}, {"resume": False, "overwrite": True}):  # the same job, and one that would wipe it

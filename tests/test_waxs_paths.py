@@ -173,7 +173,7 @@ def test_saxs_superlattice_parameter(tmp_path):
     data["derive"] = {"saxs_groups": [["sc10", "sc-10"], ["sc01", "sc0-10"]]}
     job.write_text(tomli_w.dumps(data))
     ds = open_results(run_waxs(load_job(job)))
-    assert ds.a_sc.attrs["units"] == "A"
+    assert ds.a_sc.attrs["units"] == "angstrom"
     pull = (ds.a_sc.values - scan.truth["a_sc"]) / ds.a_sc_err.values
     assert np.all(np.isfinite(pull)) and np.max(np.abs(pull)) < 3.5, pull
     assert np.median(ds.a_sc_err.values) < 0.002 * np.median(scan.truth["a_sc"])

@@ -35,7 +35,6 @@ from gpuproc import __version__
 DEFAULT_SIGNAL = {"waxs": "orientation", "pl": "energy"}
 #: attributes of the store recorded as their own NXnote (the rest go into ``attributes``)
 NOTES = ("config", "inputs", "versions")
-BOOKKEEPING = ("done",)  #: arrays of the run's own bookkeeping, not results
 AZINT_REFERENCE = "gpuproc.waxs.integrate: pixel-splitting CSR cake matching pyFAI integrate2d (Kieffer et al., J. Synchrotron Rad. 27, 2020)"
 
 
@@ -69,7 +68,7 @@ def export_nexus(results: str | Path, out: str | Path) -> Path:
         _process(entry, attrs)
         labels = None
         for name, a in arrays.items():
-            if name in coords or name in errors or name in BOOKKEEPING or name == "mean_cake" or not dims[name]:
+            if name in coords or name in errors or name == "mean_cake" or not dims[name]:
                 continue
             values = np.asarray(a[...])
             if values.dtype.kind in "OUST":

@@ -10,7 +10,8 @@ files, :mod:`gpuproc.run.fingerprint`); a resume is refused when the configurati
 changed (:func:`resume_problems`).
 
 Results are written block by block, each block being whole chunks, and a block is marked done
-in the ``done`` array only after its data are written. ``complete`` (group attribute) turns True
+in the ``run/done`` array only after its data are written (bookkeeping lives in the ``run``
+subgroup, which ``xarray.open_zarr`` does not show among the results). ``complete`` (group attribute) turns True
 when the run has finished and metadata are consolidated; an interrupted run leaves
 ``complete = False`` and the ``done`` marks, from which ``resume`` continues. Blocks and done
 marks never share a chunk, and Zarr writes each chunk file atomically, so several processes may
@@ -28,6 +29,9 @@ from typing import Any
 
 import numpy as np
 import zarr
+
+RUN_GROUP = "run"  #: subgroup of the run's own bookkeeping (not results)
+DONE = f"{RUN_GROUP}/done"  #: (n_blocks,) bool: block written
 
 PROVENANCE_PACKAGES = ("gpuproc", "numpy", "scipy", "pyfai", "fabio", "zarr", "dask", "cupy-cuda12x")
 
@@ -141,8 +145,8 @@ class ResultStore:
                                fill_value=var.fill)
             a.attrs.update({"units": var.units, "long_name": var.long_name})
         # one chunk per mark: blocks written concurrently by several processes never share a chunk
-        done = g.create_array("done", shape=(lay.n_blocks,), chunks=(1,), dtype=bool, dimension_names=("block",),
-                              fill_value=False)
+        done = g.create_group(RUN_GROUP).create_array("done", shape=(lay.n_blocks,), chunks=(1,), dtype=bool,
+                                                      dimension_names=("block",), fill_value=False)
         done.attrs.update({"long_name": f"block of {lay.block_size} along {lay.block_dim} written", "units": ""})
         g.attrs.update({**lay.attrs, "inputs": inputs, "versions": package_versions(), "complete": False,
                         "config": config_json})
@@ -150,7 +154,7 @@ class ResultStore:
 
     def pending_blocks(self) -> list[int]:
         """Blocks not yet written."""
-        done = np.asarray(self.group["done"][...])
+        done = np.asarray(self.group[DONE][...])
         return [i for i in range(self.layout.n_blocks) if not done[i]]
 
     def write_block(self, i: int, values: dict[str, np.ndarray]) -> None:
@@ -160,7 +164,7 @@ class ResultStore:
             var = self.layout.variables[name]
             region = tuple(sl if d == self.layout.block_dim else slice(None) for d in var.dims)
             self.group[name][region] = np.asarray(v, dtype=self.group[name].dtype)
-        self.group["done"][i] = True
+        self.group[DONE][i] = True
 
     def read(self, name: str) -> np.ndarray:
         return np.asarray(self.group[name][...])
@@ -188,9 +192,14 @@ class ResultStore:
     def finish(self, attrs: dict[str, Any] | None = None) -> None:
         """Record final attributes, mark complete, consolidate metadata."""
         self.group.attrs.update({**(attrs or {}), "complete": True})
-        with warnings.catch_warnings():  # consolidated metadata is a zarr-python v3 extension xarray reads
-            warnings.simplefilter("ignore", UserWarning)
-            zarr.consolidate_metadata(self.path)
+        consolidate(self.path)
+
+
+def consolidate(path: str | Path) -> None:
+    """Consolidate a finished store's metadata (xarray then opens it without a warning)."""
+    with warnings.catch_warnings():  # consolidated metadata is a zarr-python v3 extension xarray reads
+        warnings.simplefilter("ignore", UserWarning)
+        zarr.consolidate_metadata(str(path))
 
 
 def _stored_attrs(path: Path) -> dict[str, Any] | None:

@@ -1,7 +1,7 @@
 """Stores that are either complete or absent: written under a staging folder
 ``<name>.<host>-<pid>-<random>.partial`` (unique per process, so two ingests never write one),
-marked ``complete`` and renamed into place only when every chunk is written, so an interrupted
-ingest never looks like a finished one. Shared by the frame (WAXS) and spectra (PL) stores.
+marked ``complete``, its metadata consolidated, and renamed into place only when every chunk is
+written, so an interrupted ingest never looks like a finished one. Shared by the frame (WAXS) and spectra (PL) stores.
 
 :func:`begin` first checks the target (:func:`gpuproc.run.outputs.check_ingest_target`: never an
 input, only a gpuproc store of the same kind is replaced, and only with ``overwrite``) and takes
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import zarr
 
+from gpuproc.io.results import consolidate
 from gpuproc.run import lock, outputs
 
 _holders: dict[Path, lock.Holder] = {}  # staging folder -> the lock of its target
@@ -69,6 +70,7 @@ def commit(group: zarr.Group, partial: Path, final: Path) -> Path:
     """Mark the group complete and move it to ``final`` (replacing the store :func:`begin`
     allowed), then release ``final``'s lock."""
     group.attrs.update({"complete": True, "store_id": uuid.uuid4().hex})
+    consolidate(partial)
     holder = _holders.pop(partial, None)
     try:
         outputs.remove_store(final)

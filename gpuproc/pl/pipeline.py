@@ -324,7 +324,7 @@ def _layout(job: PLJob, store: SpectraStore, prep: Preprocessor) -> ResultLayout
     rows = job.job.batch_rows
     return ResultLayout(sizes, coords, result_variables(job, store.mode), block_dim, rows,
                         attrs={"mode": store.mode, "spectra_store": str(store.path),
-                               "step_um": store.attrs["step_um"]})
+                               **({"step_um": store.attrs["step_um"]} if store.mode == "map" else {})})
 
 
 def fit_block(counts: np.ndarray, prep: Preprocessor, job: PLJob, keep_spectra: bool = False) -> dict[str, np.ndarray]:
@@ -416,6 +416,9 @@ def _responses(job: PLJob, store: SpectraStore, results: ResultStore) -> dict[st
                           f"fitted {name} after the event")
         results.add_array(f"event_{name}_err", np.array([e.errors[name] for e in r]), ("event",), units,
                           f"standard error of event_{name}")
+    for name in results.group.array_keys():  # each event labelled by its time and label (coordinates)
+        if name.startswith("event_") and name not in ("event_time", "event_label"):
+            results.group[name].attrs["coordinates"] = "event_time event_label"
     results.add_array("response_fit", response_curve(r, time), ("time",), "eV",
                       "fitted peak-energy response (each event's model over its segment)")
     return {"n_events": len(r), "response_model": job.timeseries.response_model}

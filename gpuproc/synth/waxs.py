@@ -80,7 +80,7 @@ SAXS_SPOTS: tuple[tuple[str, tuple[int, int, int]], ...] = (
 RELATIVE_INTENSITY = {1: 1.0, 2: 0.6, 4: 0.4}
 
 TRUTH_UNITS = {
-    "a": "A", "b": "A", "size_nm": "nm", "strain": "1", "phi0_deg": "deg", "disorder_rad": "rad",
+    "a": "A", "b": "A", "size_nm": "nm", "strain": "1", "phi0_deg": "deg", "disorder_rad": "rad", "disorder_deg": "deg",
     "a_sc": "A", "scattering": "1", "background": "counts",
     "q0": "A^-1", "fwhm_q": "A^-1", "azimuth_deg": "deg", "fwhm_phi_deg": "deg", "amplitude": "counts",
 }
@@ -294,6 +294,7 @@ def make_waxs_scan(shape: tuple[int, int] = (8, 8), detector: str = "Pilatus100k
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,)))
     maps = truth_maps(shape, model, rng)
     maps["background"] = background_counts * maps["scattering"]
+    maps["disorder_deg"] = np.degrees(maps["disorder_rad"])  # as the results store it
     visible = _saxs_visible(ai, maps["a_sc"], model.saxs_fwhm_q)
     render_saxs = visible if saxs is None else saxs
     if render_saxs and not visible:

@@ -24,6 +24,7 @@ import numpy as np
 from gpuproc.backend import to_numpy
 from gpuproc.fit import Status, fit
 from gpuproc.fit.models.gauss2d_polar import wrap_deg
+from gpuproc.io.nexus import export_nexus
 from gpuproc.io.results import ResultLayout, ResultStore, Variable
 from gpuproc.io.store import Scan, open_frames_scan, open_scan
 from gpuproc.run.blocks import RunSpec, StoreBlocks
@@ -211,13 +212,17 @@ def _image(path: Path | None) -> np.ndarray | None:
 # ---- layout of the results --------------------------------------------------------------------
 
 
+#: units as the results store spells them (pint / UDUNITS parse them) of Context.length_unit, q_unit
+STORED_UNITS = {"A": "angstrom", "nm": "nm", "A^-1": "1/angstrom", "nm^-1": "1/nm"}
+
+
 def layout(ctx: Context, scan: Scan) -> ResultLayout:
     ny, nx = scan.scan_shape
     dy, dx = ctx.job.input.step_um
     names = np.array([r.name for r in ctx.job.reflections])
-    lu, qu = ctx.length_unit, ctx.q_unit
+    lu, qu = STORED_UNITS[ctx.length_unit], STORED_UNITS[ctx.q_unit]
     per_refl = ("reflection", "y", "x")
-    units = {"amplitude": "intensity (cake units)", "q0": qu, "fwhm_q": qu, "phi0": "deg", "fwhm_phi": "deg"}
+    units = {"amplitude": "count", "q0": qu, "fwhm_q": qu, "phi0": "degree", "fwhm_phi": "degree"}
     long = {"amplitude": "peak amplitude", "q0": "radial peak position", "fwhm_q": "radial FWHM",
             "phi0": "azimuthal peak position (pyFAI chi)", "fwhm_phi": "azimuthal FWHM"}
     variables: dict[str, Variable] = {}
@@ -235,8 +240,8 @@ def layout(ctx: Context, scan: Scan) -> ResultLayout:
         "c": (lu, "lattice parameter c (NaN without 00l reflections)"),
         "strain": ("1", "Williamson-Hall microstrain eps (FWHM)"),
         "size": ("nm", "Williamson-Hall crystallite size s = 2 pi K / dq0"),
-        "orientation": ("deg", "in-plane orientation (phi0 of the orientation reflection, from every in-plane spot)"),
-        "disorder": ("rad", "orientational disorder sqrt(dphi^2 - (dq0/q0)^2 - eps^2), error-weighted mean over WAXS spots"),
+        "orientation": ("degree", "in-plane orientation (phi0 of the orientation reflection, from every in-plane spot)"),
+        "disorder": ("degree", "orientational disorder sqrt(dphi^2 - (dq0/q0)^2 - eps^2), error-weighted mean over WAXS spots"),
         "a_sc": (lu, "superlattice parameter <a_SC> (mean over SAXS directions)"),
     }
     for name, (u, text) in maps.items():
@@ -248,20 +253,21 @@ def layout(ctx: Context, scan: Scan) -> ResultLayout:
         "y": (np.arange(ny) * dy, {"units": "um", "long_name": "scan position y"}),
         "x": (np.arange(nx) * dx, {"units": "um", "long_name": "scan position x"}),
         "reflection": (names, {"long_name": "reflection name"}),
+        "miller": (np.array(["h", "k", "l"]), {"long_name": "Miller index"}),
     }
     statics = {"hkl": (np.array([r.hkl for r in ctx.job.reflections], np.int32), ("reflection", "miller"),
                        {"long_name": "Miller indices (h, k, l)", "units": ""}),
                "cake_fwhm_q": (derive.FWHM_PER_SIGMA * ctx.cake_sigma[:, 0], ("reflection",),
                                {"units": qu, "long_name": "radial FWHM the cake adds (removed from fwhm_q)"}),
                "cake_fwhm_phi": (derive.FWHM_PER_SIGMA * ctx.cake_sigma[:, 1], ("reflection",),
-                                 {"units": "deg", "long_name": "azimuthal FWHM the cake adds (removed from fwhm_phi)"})}
+                                 {"units": "degree", "long_name": "azimuthal FWHM the cake adds (removed from fwhm_phi)"})}
     sizes = {"y": ny, "x": nx, "reflection": len(names)}
     if ctx.job.job.save_cakes:
         integ = ctx.integrator
         coords["q"] = (integ.q, {"units": qu, "long_name": "scattering vector"})
-        coords["azimuth"] = (integ.azimuth, {"units": "deg", "long_name": "azimuth (pyFAI chi)"})
+        coords["azimuth"] = (integ.azimuth, {"units": "degree", "long_name": "azimuth (pyFAI chi)"})
         sizes.update({"q": integ.q.size, "azimuth": integ.azimuth.size})
-        variables["cake"] = Variable(("y", "x", "azimuth", "q"), units="intensity (cake units)",
+        variables["cake"] = Variable(("y", "x", "azimuth", "q"), units="count",
                                      long_name="azimuthally regrouped frame")
     rows = max(1, ctx.job.job.batch_frames // nx)
     attrs = {"pipeline": "waxs", "step_um": [float(dy), float(dx)], "q_unit": qu, "length_unit": lu, "fwhm_convention": "all widths are FWHM, with the cake's broadening (cake_fwhm_q, cake_fwhm_phi) removed in quadrature",
@@ -390,7 +396,7 @@ def derive_maps(ctx: Context, fits: dict[str, np.ndarray]) -> dict[str, np.ndarr
     out.update(strain=wh.strain, strain_err=wh.strain_err, size=wh.size * to_nm, size_err=wh.size_err * to_nm,
                wh_flag=np.asarray(wh.flag, np.uint8))
     out["orientation"], out["orientation_err"] = _orientation(ctx, fits, lat.a, lat.b, n)
-    out["disorder"], out["disorder_err"] = _disorder(fits, wx, q0, q0e, wh)
+    out["disorder"], out["disorder_err"] = np.degrees(_disorder(fits, wx, q0, q0e, wh))
     sx = ctx.saxs
     if sx:
         names = [refl[i].name for i in sx]
@@ -482,15 +488,17 @@ def finalize(ctx: Context, scan: Scan, store: ResultStore) -> None:
     spot_checks.warn_failing(extra["fit_status_by_reflection"])
     extra["power_law"] = _binned_and_power_law(store, maps)
     mean_cake = _mean_cake(ctx, scan)
-    store.add_coord("cake_q", ctx.integrator.q, {"units": ctx.q_unit, "long_name": "q of the mean cake"})
-    store.add_coord("cake_azimuth", ctx.integrator.azimuth, {"units": "deg", "long_name": "azimuth of the mean cake"})
-    store.add_array("mean_cake", mean_cake, ("cake_azimuth", "cake_q"), "intensity (cake units)",
+    store.add_coord("cake_q", ctx.integrator.q, {"units": STORED_UNITS[ctx.q_unit], "long_name": "q of the mean cake"})
+    store.add_coord("cake_azimuth", ctx.integrator.azimuth, {"units": "degree", "long_name": "azimuth of the mean cake"})
+    store.add_array("mean_cake", mean_cake, ("cake_azimuth", "cake_q"), "count",
                     f"cake averaged over up to {MEAN_CAKE_FRAMES} frames spread over the scan")
     store.finish({"statistics": json.dumps(extra, default=float)})
     if ctx.job.job.figures is not None:  # drawn from the finished store, like `gpuproc report`
         from gpuproc.report.html import write_report
 
         write_report(store.path, ctx.job.job.figures)
+    if ctx.job.job.nexus is not None:
+        export_nexus(store.path, ctx.job.job.nexus)
 
 
 def _binned_and_power_law(store: ResultStore, maps: dict[str, np.ndarray]) -> dict[str, Any]:
