@@ -338,8 +338,8 @@ def fit_reflections(ctx: Context, signal: Any, norm: Any, scale: Any | None) -> 
         p, e = res.params, res.errors
         sigma_q = broadening.deconvolve(p[:, 2], e[:, 2], ctx.cake_sigma[i, 0])
         sigma_phi = broadening.deconvolve(p[:, 4], e[:, 4], ctx.cake_sigma[i, 1])
-        # a spot not wider than the cake's own broadening is not a width measurement
-        unresolved = ~(np.isfinite(sigma_q[0]) & np.isfinite(sigma_phi[0]))
+        # a spot not resolved beyond the cake's own broadening is not a width measurement
+        unresolved = ~((sigma_q[1] < sigma_q[0]) & (sigma_phi[1] < sigma_phi[0]))
         status = np.where((status == Status.CONVERGED) & unresolved, Status.AT_BOUND, status).astype(np.uint8)
         ok = status == Status.CONVERGED
         values = {
