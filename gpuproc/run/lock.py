@@ -81,11 +81,11 @@ def _alive(holder: Holder) -> bool:
 _held: dict[Path, tuple[str, int]] = {}  # lock file -> (token, thread id) held by this process
 _held_lock = threading.Lock()
 _refresher: threading.Thread | None = None
+_stop = threading.Event()  # waited on between refreshes: a time.sleep() here hung LocalCluster starts
 
 
 def _refresh_forever() -> None:
-    while True:
-        time.sleep(REFRESH_S)
+    while not _stop.wait(REFRESH_S):
         with _held_lock:
             paths = list(_held)
         for p in paths:
