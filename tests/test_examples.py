@@ -35,7 +35,7 @@ def test_waxs_example_runs_on_synth_data(tmp_path):
     for name in ("a", "b"):
         pull = (ds[name].values - truth[name]) / ds[name + "_err"].values
         assert np.all(np.abs(pull) < 4), (name, pull)
-    assert {p.suffix for p in (tmp_path / "figures").iterdir()} == {".png"}
+    assert {p.suffix for p in (tmp_path / "figures").iterdir()} == {".png", ".html"}  # figures + report.html
 
 
 def test_pl_map_example_runs_on_synth_data(tmp_path):

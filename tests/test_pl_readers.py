@@ -304,6 +304,12 @@ def test_rosettasciio_formats_need_rosettasciio(tmp_path, monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_rsciio)
+    # importlib.import_module bypasses __import__: hide an already imported rosettasciio too
+    import sys
+
+    for mod in [m for m in sys.modules if m == "rsciio" or m.startswith("rsciio.")]:
+        monkeypatch.setitem(sys.modules, mod, None)
+    monkeypatch.setitem(sys.modules, "rsciio", None)
     for name in ("s.wdf", "s.xml", "s.hspy", "s.msa", "s.tvf"):
         (tmp_path / name).write_bytes(b"x")
         with pytest.raises(ImportError, match=r"pip install gpuproc\[vendor\]"):
