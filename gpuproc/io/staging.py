@@ -3,7 +3,8 @@
 marked ``complete``, its metadata consolidated, and renamed into place only when every chunk is
 written, so an interrupted ingest never looks like a finished one. Shared by the frame (WAXS) and spectra (PL) stores.
 
-:func:`begin` first checks the target (:func:`gpuproc.run.outputs.check_ingest_target`: never an
+:func:`staged` wraps the two: the store is committed when its block ends and removed (with its lock)
+when the block raises. :func:`begin` first checks the target (:func:`gpuproc.run.outputs.check_ingest_target`: never an
 input, only a gpuproc store of the same kind is replaced, and only with ``overwrite``) and takes
 its lock (:mod:`gpuproc.run.lock`); :func:`commit` replaces the target and releases the lock.
 The group records ``gpuproc_store`` (its kind) and, at commit, a ``store_id`` unique to this
@@ -17,7 +18,8 @@ import os
 import shutil
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import zarr
@@ -78,6 +80,27 @@ def commit(group: zarr.Group, partial: Path, final: Path) -> Path:
     finally:
         lock.release(final, holder)
     return final
+
+
+def discard(partial: Path, final: Path) -> None:
+    """Remove a staging folder :func:`begin` made (a failed ingest) and release ``final``'s lock."""
+    shutil.rmtree(partial, ignore_errors=True)
+    lock.release(final, _holders.pop(partial, None))
+
+
+@contextmanager
+def staged(final: Path, *, kind: str, inputs: Sequence[str | Path] = (), overwrite: bool = False
+           ) -> Iterator[zarr.Group]:
+    """``with staged(final, kind=...) as group:`` write ``group``; committed to ``final`` when the
+    block ends, discarded (staging folder removed, lock released) when it raises.
+    Arguments as :func:`begin`."""
+    partial, group = begin(final, kind=kind, inputs=inputs, overwrite=overwrite)
+    try:
+        yield group
+    except BaseException:
+        discard(partial, final)
+        raise
+    commit(group, partial, final)
 
 
 def open_complete(path: Path, what: str) -> zarr.Group:

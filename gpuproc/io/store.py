@@ -160,33 +160,33 @@ def write_scan(
     final = Path(store_path)
     if final.exists() and not overwrite:
         raise FileExistsError(f"scan store already exists: {final} (pass overwrite=True)")
-    partial, group = staging.begin(final, kind="scan", inputs=sources, overwrite=overwrite)
-    chunk = chunk_frames or frames_per_chunk(frame_shape, dtype, n_frames)
-    frames = group.create_array(
-        "frames",
-        shape=(n_frames, *frame_shape),
-        chunks=(chunk, *frame_shape),
-        dtype=dtype,
-        compressors=[BloscCodec(cname="zstd", clevel=clevel, shuffle="bitshuffle")],
-        dimension_names=FRAME_DIMS,
-        fill_value=0,
-    )
-    _write_blocks(frames, _rechunk(blocks, chunk), n_frames, tuple(frame_shape))
-    if monitor is not None:
-        _write_monitor(group, monitor, n_frames)
-    group.attrs.update(
-        {
-            "scan_shape": [int(s) for s in scan_shape],
-            "scan_order": scan_order,
-            "step_um": [float(s) for s in step_um],
-            "frame_shape": [int(s) for s in frame_shape],
-            "sources": list(sources),
-            "units": UNITS,
-            "gpuproc_version": _version(),
-            **(extra_attrs or {}),
-        }
-    )
-    return staging.commit(group, partial, final)
+    with staging.staged(final, kind="scan", inputs=sources, overwrite=overwrite) as group:
+        chunk = chunk_frames or frames_per_chunk(frame_shape, dtype, n_frames)
+        frames = group.create_array(
+            "frames",
+            shape=(n_frames, *frame_shape),
+            chunks=(chunk, *frame_shape),
+            dtype=dtype,
+            compressors=[BloscCodec(cname="zstd", clevel=clevel, shuffle="bitshuffle")],
+            dimension_names=FRAME_DIMS,
+            fill_value=0,
+        )
+        _write_blocks(frames, _rechunk(blocks, chunk), n_frames, tuple(frame_shape))
+        if monitor is not None:
+            _write_monitor(group, monitor, n_frames)
+        group.attrs.update(
+            {
+                "scan_shape": [int(s) for s in scan_shape],
+                "scan_order": scan_order,
+                "step_um": [float(s) for s in step_um],
+                "frame_shape": [int(s) for s in frame_shape],
+                "sources": list(sources),
+                "units": UNITS,
+                "gpuproc_version": _version(),
+                **(extra_attrs or {}),
+            }
+        )
+    return final
 
 
 def ingest_frames(

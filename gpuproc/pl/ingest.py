@@ -26,7 +26,6 @@ ingest leaves nothing behind.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,23 +149,11 @@ def ingest_spectra(
         positive_axis(ax, unit, f"{source}: spectral axis")
         mode, grid = _layout(Path(source), data.shape, mode or meta.get("mode"), shape)
         attrs = _attrs(meta, mode, unit, step_um, time_step_s, events, [str(source)])
-        partial, group = staging.begin(final, kind=KIND, inputs=[split_source(source)[0]], overwrite=overwrite)
-        try:
+        with staging.staged(final, kind=KIND, inputs=[split_source(source)[0]], overwrite=overwrite) as group:
             _write_spectra(group, data, grid, chunk_rows)
             _write_coords(group, ax, unit, grid, attrs)
             group.attrs.update(attrs)
-        except BaseException:
-            _discard(partial, final)
-            raise
-    return staging.commit(group, partial, final)
-
-
-def _discard(partial: Path, final: Path) -> None:
-    """Remove a store begun by :func:`gpuproc.io.staging.begin` that failed, and its lock."""
-    from gpuproc.run import lock
-
-    shutil.rmtree(partial, ignore_errors=True)
-    lock.release(final, staging._holders.pop(partial, None))
+    return final
 
 
 def open_spectra(store_path: str | Path) -> SpectraStore:
