@@ -6,6 +6,12 @@
 #include "estimators.cuh"
 #include "models.cuh"
 
+// The models this library is built for: every built-in, unless a user model's library
+// (user_model_cpu.cpp) names its own one.
+#ifndef GP_MODEL_LIST
+#define GP_MODEL_LIST GP_MODELS
+#endif
+
 template <class M, class E>
 struct HostAccumulator {
     static constexpr int T = 64;
@@ -137,7 +143,7 @@ int gp_fit_cpu(int model, int estimator, long long first, long long count, int n
         else return -1;                                                        \
         return 0;
     switch (model) {
-        GP_MODELS(GP_CASE)
+        GP_MODEL_LIST(GP_CASE)
         default:
             return -1;
     }
@@ -149,7 +155,7 @@ int gp_model_nparams(int model) {
     case id:               \
         return T::NP;
     switch (model) {
-        GP_MODELS(GP_NP)
+        GP_MODEL_LIST(GP_NP)
         default:
             return -1;
     }
