@@ -2,7 +2,8 @@
 
 The root command group (``gpuproc``) is a :class:`UserErrorGroup`: a subcommand of any pipeline
 that raises one of :data:`USER_ERRORS` (a bad job file or key, a missing or unreadable input, an
-existing output) ends with ``Error: <message>`` on stderr and exit code 1. ``gpuproc --debug ...``
+existing output) or is given a bad argument value (a job file that does not exist) ends with
+``Error: <message>`` on stderr and exit code 1. ``gpuproc --debug ...``
 lets the exception propagate with its traceback.
 """
 
@@ -23,6 +24,8 @@ class UserErrorGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.BadParameter as exc:  # the message names the argument and the value: no usage block
+            raise click.ClickException(exc.format_message()) from None
         except USER_ERRORS as exc:
             if ctx.params.get("debug"):
                 raise

@@ -65,6 +65,14 @@ def test_run_with_a_bad_job_key_is_one_error_line(tmp_path):
     assert_one_error_line(invoke("waxs", "run", job, "--no-progress"), "[input] scan_shape", "[1, 2]")
 
 
+@pytest.mark.parametrize("pipeline", ["waxs", "pl"])
+def test_run_with_a_missing_job_file_is_one_error_line(tmp_path, pipeline):
+    missing = tmp_path / "job.toml"
+    assert_one_error_line(invoke(pipeline, "run", missing), "JOB_FILE", str(missing), "does not exist")
+    assert "Usage:" not in invoke(pipeline, "run", missing).output
+    assert "Usage:" in invoke(pipeline, "run", "--no-such-option").output  # a wrong option keeps its usage help
+
+
 @pytest.mark.parametrize("detector", SYNTH_DETECTORS)
 def test_synth_job_runs_for_every_detector(tmp_path, detector):
     result = invoke("waxs", "synth", tmp_path, "--detector", detector, "--shape", 1, 2)
