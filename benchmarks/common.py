@@ -1,17 +1,54 @@
-"""Helpers shared by the benchmarks: machine/version facts and JSON output."""
+"""The fair timing harness every benchmark uses, and where its results go.
+
+Rules (issue 16), the same for ours and for every reference:
+
+- **Set-up apart**: what a contender pays once (matrix build, kernel compilation, cluster start,
+  pyFAI's first ``integrate2d``) is timed once by :func:`timed_setup` and reported as
+  ``setup_s``, never inside the per-item time.
+- **Same warm-up**: :func:`compare` runs each contender ``warmup`` times untimed before timing.
+- **Same statistic**: the median of ``repeats`` (>= 5 by default) timed runs, with min and max,
+  per run and per item; contenders alternate run by run, so a change of load hits all alike.
+- **Load**: a :class:`Session` records the load average at start and end and samples it during
+  the run. Results go to ``benchmarks/results/<name>.json`` only when the load of *other*
+  processes (1-minute load average minus this benchmark's own busy CPUs) stayed at or below
+  the number of CPUs; otherwise the benchmark refuses and says why. ``--force`` (development)
+  writes to :data:`SCRATCH` instead, whatever the load, and never to ``benchmarks/results/``.
+- Every JSON carries the machine, package versions, git commit, date, command and load record.
+"""
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import json
 import os
 import platform
+import shlex
+import statistics
 import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: where ``--force`` runs write (never benchmarks/results/); GPUPROC_BENCH_SCRATCH overrides
+SCRATCH = Path(os.environ.get("GPUPROC_BENCH_SCRATCH", Path(tempfile.gettempdir()) / "gpuproc-bench"))
+REPEATS = 5  #: timed runs per contender, at least
+LOAD_SAMPLE_S = 2.0  #: seconds between load samples during a session
+LOAD_WINDOW_S = 60.0  #: time constant of the 1-minute load average (the kernel's)
+PACKAGES = ("gpuproc", "numpy", "scipy", "pyfai", "zarr", "numcodecs", "dask", "distributed", "hyperspy",
+            "cupy-cuda12x")
+
+
+def cpus() -> int:
+    """CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _cpu_model() -> str:
@@ -40,34 +77,275 @@ def _gpu() -> dict[str, Any] | None:
 
 
 def machine() -> dict[str, Any]:
-    """Where and with what a benchmark ran."""
+    """Where and with what a benchmark ran: date, platform, CPU, versions, git commit."""
     pkgs = {}
-    for name in ("gpuproc", "numpy", "scipy", "pyfai", "zarr", "dask", "cupy-cuda12x"):
+    for name in PACKAGES:
         try:
             pkgs[name] = version(name)
         except PackageNotFoundError:
             pass
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=Path(__file__).parent).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=Path(__file__).parent).stdout.strip() != ""
     except OSError:
-        commit = ""
+        commit, dirty = "", False
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "platform": platform.platform(),
         "cpu": _cpu_model(),
-        "cpus_available": cpus,
+        "cpus_available": cpus(),
         "python": platform.python_version(),
         "packages": pkgs,
         "gpu": _gpu(),
         "git_commit": commit,
+        "git_dirty": dirty,
     }
 
 
+def add_arguments(parser: argparse.ArgumentParser, repeats: int = REPEATS) -> argparse.ArgumentParser:
+    """Add the harness options every benchmark takes: ``--repeats`` and ``--force``."""
+    parser.add_argument("--repeats", type=int, default=repeats,
+                        help=f"timed runs per contender (median, min, max; default {repeats})")
+    parser.add_argument("--force", action="store_true",
+                        help=f"development run: ignore the load and write to {SCRATCH}, not benchmarks/results/")
+    return parser
+
+
+def _own_cpu_s() -> float:
+    """CPU seconds (user + system) of this process and all its live and reaped children."""
+    import psutil
+
+    me = psutil.Process()
+    total = 0.0
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system + getattr(t, "children_user", 0.0) + getattr(t, "children_system", 0.0)
+    return total
+
+
+class Session:
+    """One benchmark run: load record, refusal on a busy machine, where the results go.
+
+    Created at the start of ``main``: refuses at once (exit status 3) when the 1-minute load
+    average already exceeds the CPU count, unless ``force``. While it lives a daemon thread
+    samples the load average and this benchmark's own CPU use (an exponential average over
+    :data:`LOAD_WINDOW_S`, like the kernel's), so that the load of others can be told apart.
+
+    Parameters
+    ----------
+    name : str
+        Results file stem: ``benchmarks/results/<name>.json``.
+    force : bool
+        Development run: write to :data:`SCRATCH` whatever the load.
+    """
+
+    def __init__(self, name: str, force: bool = False) -> None:
+        self.name, self.force, self.cpus = name, force, cpus()
+        self.command = " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])
+        self.load_start = list(os.getloadavg())
+        if self.load_start[0] > self.cpus and not force:
+            self.refuse(f"load average {self.load_start[0]:.2f} exceeds the {self.cpus} CPUs at start")
+        self._t0, self._cpu0 = time.perf_counter(), _own_cpu_s()
+        self._own_busy = 0.0  # exponential average of own busy CPUs
+        self.max_others = max(0.0, self.load_start[0])
+        self._stop = threading.Event()
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self._sampler.start()
+
+    def _sample(self) -> None:
+        last_t, last_cpu = self._t0, self._cpu0
+        while not self._stop.wait(LOAD_SAMPLE_S):
+            self._update(last_t, last_cpu)
+            last_t, last_cpu = time.perf_counter(), _own_cpu_s()
+
+    def _update(self, last_t: float, last_cpu: float) -> None:
+        now, cpu = time.perf_counter(), _own_cpu_s()
+        dt = max(now - last_t, 1e-6)
+        decay = 2.718281828 ** (-dt / LOAD_WINDOW_S)
+        self._own_busy = decay * self._own_busy + (1 - decay) * (cpu - last_cpu) / dt
+        self.max_others = max(self.max_others, os.getloadavg()[0] - self._own_busy)
+
+    def refuse(self, why: str) -> None:
+        """Print why no results are written and exit with status 3."""
+        print(f"{self.name}: not writing results: {why} (machine busy; wait for a quiet machine, or pass "
+              f"--force for a development run written to {SCRATCH})", file=sys.stderr)
+        raise SystemExit(3)
+
+    def load(self) -> dict[str, Any]:
+        """The load record: start, end, the highest load of others seen, own CPU use."""
+        wall = time.perf_counter() - self._t0
+        return {
+            "cpus": self.cpus,
+            "start_1_5_15": [round(v, 2) for v in self.load_start],
+            "end_1_5_15": [round(v, 2) for v in os.getloadavg()],
+            "max_load_of_others_1min": round(self.max_others, 2),
+            "own_mean_busy_cpus": round((_own_cpu_s() - self._cpu0) / max(wall, 1e-6), 2),
+            "session_wall_s": round(wall, 1),
+            "rule": "refused when the 1-minute load average minus this benchmark's own busy CPUs exceeds cpus",
+        }
+
+    def write(self, payload: dict[str, Any]) -> Path:
+        """Write the results JSON (machine and load added); refuses (exit 3) on a busy machine.
+
+        Returns the path written: ``benchmarks/results/<name>.json``, or under :data:`SCRATCH`
+        with ``--force``.
+        """
+        self._stop.set()
+        self._sampler.join()
+        self._update(time.perf_counter() - LOAD_SAMPLE_S, _own_cpu_s())
+        load = self.load()
+        busy = max(load["start_1_5_15"][0], load["max_load_of_others_1min"]) > self.cpus
+        if busy and not self.force:
+            print(json.dumps(load), file=sys.stderr)
+            self.refuse(f"the load of other processes reached {max(load['start_1_5_15'][0], self.max_others):.2f}"
+                        f" on {self.cpus} CPUs during the run")
+        folder = SCRATCH if self.force else RESULTS
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{self.name}.json"
+        record = {"machine": machine(), "command": self.command, "load": load, "forced": self.force, **payload}
+        path.write_text(json.dumps(record, indent=2, default=_json_default) + "\n")
+        print(f"wrote {path}" + (" (--force: development run, not a result)" if self.force else ""))
+        return path
+
+
+def _json_default(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
 def write(name: str, payload: dict[str, Any]) -> Path:
-    """Write ``benchmarks/results/<name>.json`` with the machine facts added."""
+    """Write ``benchmarks/results/<name>.json`` with the machine facts added, without a load
+    check: for reports that time nothing (e.g. gpu_resources.py's register counts)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
+    path.write_text(json.dumps({"machine": machine(), **payload}, indent=2, default=_json_default) + "\n")
     return path
+
+
+def timed_setup(fn: Callable[[], Any]) -> tuple[Any, float]:
+    """Run a contender's one-off set-up; returns (its result, wall seconds)."""
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+@dataclass
+class Contender:
+    """One side of a comparison.
+
+    Attributes
+    ----------
+    name : str
+        Key in the results.
+    run : callable
+        One timed run over ``items`` items (frames, fits, spectra); its return value is kept
+        from the last run (``Contender.last``) for agreement checks.
+    items : int
+        Items one run processes; per-item times divide by it.
+    setup_s : float or None
+        One-off set-up seconds measured before (see :func:`timed_setup`); reported apart.
+    sync : callable, optional
+        Called inside the timing after ``run`` (e.g. a GPU synchronise).
+    after : callable, optional
+        Called after each timed run, outside the timing, with its return value (e.g. to read
+        the run's stage timings); what it returns is collected in ``per_run``.
+    """
+
+    name: str
+    run: Callable[[], Any]
+    items: int
+    setup_s: float | None = None
+    sync: Callable[[], None] | None = None
+    after: Callable[[Any], Any] | None = None
+    last: Any = None
+
+
+def summarize(times: list[float], items: int) -> dict[str, Any]:
+    """Median, min and max of run times (s) and per-item times (ms), and items/s at the median."""
+    med = statistics.median(times)
+    return {
+        "items": items,
+        "repeats": len(times),
+        "times_s": [round(t, 6) for t in times],
+        "median_s": med, "min_s": min(times), "max_s": max(times),
+        "per_item_ms": {"median": 1e3 * med / items, "min": 1e3 * min(times) / items,
+                        "max": 1e3 * max(times) / items},
+        "items_per_s": items / med,
+    }
+
+
+def compare(contenders: list[Contender], repeats: int = REPEATS, warmup: int = 1) -> dict[str, dict[str, Any]]:
+    """Time every contender the same way: ``warmup`` untimed runs each, then ``repeats`` rounds
+    in which each runs once (alternating), timed with ``time.perf_counter``.
+
+    Returns ``{name: summarize(...) + setup_s + warmup_runs (+ per_run)}``.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    for c in contenders:
+        for _ in range(warmup):
+            c.last = c.run()
+            if c.sync:
+                c.sync()
+    times: dict[str, list[float]] = {c.name: [] for c in contenders}
+    extra: dict[str, list[Any]] = {c.name: [] for c in contenders}
+    for _ in range(repeats):
+        for c in contenders:
+            t = time.perf_counter()
+            c.last = c.run()
+            if c.sync:
+                c.sync()
+            times[c.name].append(time.perf_counter() - t)
+            if c.after:
+                extra[c.name].append(c.after(c.last))
+    out = {}
+    for c in contenders:
+        row = {"setup_s": c.setup_s, "warmup_runs": warmup, **summarize(times[c.name], c.items)}
+        if extra[c.name]:
+            row["per_run"] = extra[c.name]
+        out[c.name] = row
+    return out
+
+
+def ratio(ours: dict[str, Any], reference: dict[str, Any]) -> dict[str, float]:
+    """How many times faster per item ``ours`` is than ``reference`` (two :func:`summarize`
+    rows): at the medians, and the range from the worst pairing (ours' max vs the reference's
+    min) to the best."""
+    o, r = ours["per_item_ms"], reference["per_item_ms"]
+    return {"median": r["median"] / o["median"], "low": r["min"] / o["max"], "high": r["max"] / o["min"]}
+
+
+def stage_breakdown(per_run: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """Median over runs of the stage timings a run stores (results root attrs ``timings``:
+    ``stages_s``, ``wall_s``, ``items``); None when the runs recorded none (older code)."""
+    runs = [t for t in per_run if t]
+    if not runs:
+        return None
+    stages = sorted({k for t in runs for k in t.get("stages_s", {})})
+    med = {k: statistics.median(t["stages_s"].get(k, 0.0) for t in runs) for k in stages}
+    wall = statistics.median(t["wall_s"] for t in runs) if all("wall_s" in t for t in runs) else None
+    items = runs[0].get("items")
+    out: dict[str, Any] = {"stages_s_median": med, "wall_s_median": wall, "runs": len(runs)}
+    if items:
+        out["per_item_ms_median"] = {k: 1e3 * v / items for k, v in med.items()}
+    return out
+
+
+def read_timings(results_path: str | Path) -> dict[str, Any] | None:
+    """The ``timings`` attribute of a results store (dict, or JSON text), None when absent."""
+    import zarr
+
+    value = zarr.open_group(str(results_path), mode="r").attrs.get("timings")
+    if isinstance(value, str):
+        value = json.loads(value)
+    return value or None
