@@ -6,13 +6,16 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
+import zarr
 from click.testing import CliRunner
 from matplotlib.image import imread
 
 from gpuproc.cli import main
+from gpuproc.io.results import consolidate
 from gpuproc.pl.job import job_from_dict
 from gpuproc.pl.pipeline import run_pl
 from gpuproc.synth.pl import BIAS_COUNTS, STRAY_COUNTS, pl_map
@@ -65,7 +68,7 @@ def test_report_of_a_pl_store_and_no_pixel_fitted(tmp_path):
     (tmp_path / "ok").mkdir()
     results = run_pl(_pl_job(tmp_path / "ok", m.counts, m.wavelength), progress=False)
     page, images = _report(results, tmp_path / "ok" / "rep")
-    assert {"energy_weighted.png", "fwhm_mev.png", "n_peaks.png", "intensity.png"} <= set(images)
+    assert {"energy_weighted.png", "fwhm_mev.png", "n_peaks.png", "intensity.png", "spectra_examples.png"} <= set(images)
     assert "quantile 0.5" in page and "all spectra" in page
 
     (tmp_path / "dark").mkdir()
@@ -79,3 +82,33 @@ def test_report_of_a_pl_store_and_no_pixel_fitted(tmp_path):
 def test_report_refuses_what_is_not_a_results_store(tmp_path):
     r = CliRunner().invoke(main, ["report", str(tmp_path / "missing.zarr")])
     assert r.exit_code == 1 and r.output.startswith("Error: ") and "missing.zarr" in r.output
+
+
+def _copy_with_attrs(results, folder, **attrs):
+    """A copy of a results store with root attributes set (None: removed), metadata reconsolidated."""
+    copy = shutil.copytree(results, folder / "copy.zarr")
+    group = zarr.open_group(copy, mode="r+", use_consolidated=False)
+    for key, value in attrs.items():
+        if value is None:
+            group.attrs.pop(key, None)
+        else:
+            group.attrs[key] = value
+    consolidate(copy)
+    return copy
+
+
+def test_report_timings_table_and_not_recorded(waxs_results, tmp_path):
+    stages = {"setup": 0.5, "read": 1.25, "integrate": 2.0, "fit": 3.0, "derive": 0.25, "write": 0.5,
+              "finalize": 0.75, "figures": 1.75}
+    timings = {"stages_s": stages, "wall_s": 10.0, "blocks": 4, "items": 20, "unit": "frames"}
+    page, _ = _report(_copy_with_attrs(waxs_results, tmp_path, timings=json.dumps(timings)), tmp_path / "rep")
+    table = page.split("<h2>Timings</h2>", 1)[1].split("<h2>", 1)[0]
+    rows = re.findall(r'<tr><td class="l">(\w+)</td><td class="">([^<]+)</td><td class="">([^<]+)</td></tr>', table)
+    assert [r[0] for r in rows] == [*stages, "wall"]  # every stage, in the order they run
+    assert {r[0]: float(r[1]) for r in rows} == {**stages, "wall": 10.0}
+    assert float(dict((r[0], r[2]) for r in rows)["fit"]) == pytest.approx(30.0)  # % of the wall time
+    assert "4 blocks" in table and "2 frames/s" in table
+
+    (tmp_path / "old").mkdir()
+    page, _ = _report(_copy_with_attrs(waxs_results, tmp_path / "old", timings=None), tmp_path / "old" / "rep")
+    assert "timings not recorded" in page.split("<h2>Timings</h2>", 1)[1].split("<h2>", 1)[0]

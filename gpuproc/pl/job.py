@@ -32,6 +32,9 @@ Sections and keys (defaults in brackets)::
                 min_significance [3.0]
     [maps]      intensity_threshold [0.2]: pixels whose integrated intensity exceeds this fraction
                 of the 99th percentile count as sample (quartiles, figures)
+    [figures]   points (map positions [[x, y], ...] in um whose spectra are drawn with their fits,
+                at most 9; default: the pixels at the peak-energy quartiles; maps only; not part of
+                the results: a resume ignores it)
     [timeseries] response_model ["auto"|"none"|"single"|"double", or a list: one per event]
     [slurm]     partition, cores, memory, walltime, gpus, n_jobs, array_size, ... (SLURM runs;
                 gpuproc.run.settings.SlurmSection)
@@ -41,9 +44,13 @@ Relative paths are relative to the job file.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
+
+import numpy as np
 
 from gpuproc.config import ConfigError, from_dict, load_toml
 from gpuproc.pl.timeseries import ResponseChoice
@@ -140,6 +147,54 @@ class MapsSection:
     intensity_threshold: float = 0.2
 
 
+MAX_FIGURE_POINTS = 9  #: example spectra in one figure (a 3 x 3 grid)
+
+
+@dataclass
+class FiguresSection:
+    """``[figures]``: what the figures show; the results do not depend on it."""
+
+    #: map positions [x, y] (um, the scan coordinates) whose spectra are drawn with their fits;
+    #: None: the pixels at the peak-energy quartiles (gpuproc.report.pl.quartile_pixels)
+    points: list[tuple[float, float]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.points is None:
+            return
+        if not 1 <= len(self.points) <= MAX_FIGURE_POINTS:
+            raise ValueError(f"points: 1 to {MAX_FIGURE_POINTS} positions [x, y] um, got {len(self.points)}")
+        for i, point in enumerate(self.points):
+            if not all(math.isfinite(v) for v in point):
+                raise ValueError(f"points[{i}] = {list(point)} um must be finite")
+
+    def pixels(self, y_um: np.ndarray, x_um: np.ndarray, step_um: Sequence[float]) -> list[tuple[int, int]]:
+        """The map pixels (row, column) nearest :attr:`points`.
+
+        Parameters
+        ----------
+        y_um, x_um : 1-D arrays
+            Pixel-centre coordinates of the map rows and columns, um.
+        step_um : (dy, dx)
+            Pixel size, um: a point may lie up to half a pixel outside the outer centres.
+
+        Raises
+        ------
+        ValueError
+            A point outside the map, naming ``[figures] points[i]`` and the map's extent.
+        """
+        y_um, x_um = np.asarray(y_um, dtype=float), np.asarray(x_um, dtype=float)
+        half = (abs(float(step_um[0])) / 2, abs(float(step_um[1])) / 2)
+        out = []
+        for i, (x, y) in enumerate(self.points or []):
+            inside = (y_um.min() - half[0] <= y <= y_um.max() + half[0]
+                      and x_um.min() - half[1] <= x <= x_um.max() + half[1])
+            if not inside:
+                raise ValueError(f"[figures] points[{i}] = [{x:g}, {y:g}] um is outside the map (x {x_um.min():g} to "
+                                 f"{x_um.max():g} um, y {y_um.min():g} to {y_um.max():g} um)")
+            out.append((int(np.argmin(np.abs(y_um - y))), int(np.argmin(np.abs(x_um - x)))))
+        return out
+
+
 @dataclass
 class TimeSeriesSection:
     """``[timeseries]``: the response model fitted after each event (gpuproc.pl.timeseries):
@@ -159,6 +214,7 @@ class PLJob:
     fit: FitSection = field(default_factory=FitSection)
     maps: MapsSection = field(default_factory=MapsSection)
     timeseries: TimeSeriesSection = field(default_factory=TimeSeriesSection)
+    figures: FiguresSection = field(default_factory=FiguresSection)
     slurm: SlurmSection = field(default_factory=SlurmSection)
 
 
@@ -179,6 +235,8 @@ def job_from_dict(data: dict[str, Any], where: str = "job", base: Path | None = 
     job = from_dict(PLJob, data, where)
     if job.job.kind != "pl":
         raise ConfigError(f"{where}: [job] kind must be 'pl'")
+    if job.figures.points is not None and job.input.mode != "map":
+        raise ConfigError(f"{where}: [figures] points needs [input] mode = 'map' (they are map positions)")
     return _resolved(job, base) if base is not None else job
 
 

@@ -211,11 +211,9 @@ class PlBlocks(StoreBlocks):
         _check(job)
         self.job = job
         self.spectra = spectra_store(job) if create else open_spectra(spectra_path(job))
-        dark = read_dark(job.spectra.dark, self.spectra.axis, self.spectra.attrs["axis_unit"],
-                         spectra=self.spectra.spectra, map_source=job.input.source, laser_nm=job.input.laser_nm)
-        mean = None if dark is None else dark.mean
-        self.prep = Preprocessor.build(self.spectra.axis, self.spectra.attrs["axis_unit"], mean, job.spectra,
-                                       noise_model(job, self.spectra, dark), job.fit.estimator == "poisson")
+        if create and job.figures.points is not None:  # a point off the map fails before the fits
+            job.figures.pixels(*self.spectra.coords().values(), self.spectra.attrs["step_um"])
+        self.prep = preprocessor(job, self.spectra)
         self.open_results(job, _layout(job, self.spectra, self.prep), create)
 
     def run_block(self, block: int) -> None:
@@ -232,13 +230,17 @@ class PlBlocks(StoreBlocks):
         """Statistics, shift map or event responses, figures; then mark the store complete."""
         job, store, results = self.job, self.spectra, self.results
         attrs = _statistics(job, results) | self.prep.noise.attrs()
+        if job.figures.points is not None:  # the example spectra `gpuproc report` redraws
+            attrs["figure_points_um"] = [list(p) for p in job.figures.points]
         if store.mode == "map" and job.input.second is not None:
             attrs.update(_shift(job, results))
         if store.mode == "timeseries":
             attrs.update(_responses(job, store, results))
         results.finish(attrs)
-        if job.job.figures is not None:  # after finish: the report reads the statistics attributes
-            _figures(job, store, self.prep, results)
+        if job.job.figures is not None:  # drawn from the finished store, like `gpuproc report`
+            from gpuproc.report.html import write_report
+
+            write_report(results.path, job.job.figures)
         if job.job.nexus is not None:
             export_nexus(results.path, job.job.nexus)
 
@@ -293,6 +295,19 @@ def _check(job: PLJob) -> None:
                           "read_noise^2 / gain of the shifted-Poisson counts)")
     if job.input.second is not None and job.input.mode != "map":
         raise ConfigError("[input] second (shift map) needs mode = 'map'")
+
+
+def preprocessor(job: PLJob, store: SpectraStore, noise: NoiseModel | None = None) -> Preprocessor:
+    """The job's preprocessing of the spectra in ``store``, with the job's dark.
+
+    ``noise``: the detector noise model to use (e.g. the one a results store recorded); by
+    default the job's, its "auto" values estimated (:func:`noise_model`).
+    """
+    dark = read_dark(job.spectra.dark, store.axis, store.attrs["axis_unit"], spectra=store.spectra,
+                     map_source=job.input.source, laser_nm=job.input.laser_nm)
+    mean = None if dark is None else dark.mean
+    return Preprocessor.build(store.axis, store.attrs["axis_unit"], mean, job.spectra,
+                              noise or noise_model(job, store, dark), job.fit.estimator == "poisson")
 
 
 def noise_model(job: PLJob, store: SpectraStore, dark: Dark | None) -> NoiseModel:
@@ -429,26 +444,3 @@ def _events(job: PLJob, store: SpectraStore) -> list[dict[str, Any]]:
     if job.input.events is None:
         return list(store.attrs.get("events", []))
     return [dataclasses.asdict(e) for e in job.input.events]
-
-
-def _figures(job: PLJob, store: SpectraStore, prep: Preprocessor, results: ResultStore) -> None:
-    """The results store's figures, spectra at the energy quartiles with their fits, and report.html."""
-    from gpuproc.report import html
-    from gpuproc.report import pl as report
-
-    folder = Path(job.job.figures)
-    extra = []
-    pick = report.quartile_pixels(results.read("energy"), results.read("sample")) if store.mode == "map" else []
-    if pick:  # none when no pixel has a peak
-        spectra, _, _, _ = prep(np.stack([store.spectra[p] for p in pick]), np)
-        if prep.poisson:  # the Poisson estimator's shifted counts back in ADU, like the stored peaks
-            spectra = prep.noise.gain * spectra - prep.noise.shift
-        y, x = results.read("y"), results.read("x")
-        peaks = [{"energy": results.read("peak_energy")[p], "fwhm_mev": results.read("peak_fwhm_mev")[p],
-                  "amplitude": results.read("peak_amplitude")[p]} for p in pick]
-        labels = [f"{q} energy: (x, y) = ({x[p[1]]:g}, {y[p[0]]:g}) \u00b5m"
-                  for q, p in zip(("Q1", "median", "Q3"), pick)]
-        extra.append(report.plot_spectra(prep.energy, spectra, peaks, labels, folder / "spectra_examples.png",
-                                         background=job.fit.background,
-                                         intensity_unit=results.group["peak_amplitude"].attrs["units"]))
-    html.write_report(results.path, folder, extra=extra)

@@ -48,13 +48,16 @@ def draw_figures(group: zarr.Group, folder: str | Path) -> list[Path]:
         return write_figures(group, folder)
     if pipeline == "pl":
         from gpuproc.report.pl import store_figures
+        from gpuproc.report.pl_spectra import example_spectra
 
         Path(folder).mkdir(parents=True, exist_ok=True)
-        return store_figures(group, folder)
+        paths = store_figures(group, folder)
+        examples = example_spectra(group, folder) if group.attrs.get("mode", "map") == "map" else None
+        return paths + ([examples] if examples is not None else [])
     raise ValueError(f"{group.store}: not a gpuproc results store (attribute gpuproc_results is {pipeline!r})")
 
 
-def write_report(results: str | Path, folder: str | Path, *, extra: Sequence[Path] = ()) -> Path:
+def write_report(results: str | Path, folder: str | Path) -> Path:
     """Redraw the figures of ``results`` into ``folder`` and write ``folder/report.html``.
 
     Parameters
@@ -63,8 +66,6 @@ def write_report(results: str | Path, folder: str | Path, *, extra: Sequence[Pat
         A finished results store (Zarr folder) of ``waxs run`` or ``pl run``.
     folder : path
         Output folder for the PNGs and ``report.html`` (created).
-    extra : sequence of Path
-        Figures drawn elsewhere (e.g. example spectra, which need the spectra store) to include.
 
     Returns
     -------
@@ -78,7 +79,7 @@ def write_report(results: str | Path, folder: str | Path, *, extra: Sequence[Pat
         raise FileNotFoundError(f"{results}: no results store there") from exc
     if not group.attrs.get("complete", False):
         raise ValueError(f"{results}: the run that writes this store has not finished (complete = False)")
-    figures = draw_figures(group, folder) + list(extra)
+    figures = draw_figures(group, folder)
     attrs = dict(group.attrs)
     body = [f"<h1>gpuproc {html.escape(attrs.get('gpuproc_results', ''))} report</h1>",
             f"<p>Results: <code>{html.escape(str(results.resolve()))}</code><br>Report written "
@@ -87,6 +88,7 @@ def write_report(results: str | Path, folder: str | Path, *, extra: Sequence[Pat
             "<h2>Statistics</h2>", *_statistics(group),
             "<h2>Fit status</h2>", _status_table(group),
             "<h2>Run</h2>", _run_summary(attrs),
+            "<h2>Timings</h2>", _timings(attrs),
             "<h2>Provenance</h2>", *_provenance(attrs)]
     page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>gpuproc report: "
             f"{html.escape(results.name)}</title><style>{_CSS}</style></head>\n<body>\n"
@@ -177,6 +179,29 @@ def _run_summary(attrs: dict[str, Any]) -> str:
     data = json.loads(summary) if isinstance(summary, str) else summary
     return _table(["quantity", "value"], ((k, json.dumps(v) if isinstance(v, (dict, list)) else v)
                                           for k, v in data.items()))
+
+
+#: the stages a run records in ``attrs["timings"]["stages_s"]``, in the order they run
+STAGES = ("setup", "read", "integrate", "fit", "derive", "write", "finalize", "figures")
+
+
+def _timings(attrs: dict[str, Any]) -> str:
+    """Seconds per stage (with its share of the wall time), wall time and throughput of the run,
+    from the ``timings`` attribute; a note for stores written before runs recorded it."""
+    timings = attrs.get("timings")
+    if not timings:
+        return "<p>Per-stage timings not recorded (runs record them in the attribute <code>timings</code>).</p>"
+    data = json.loads(timings) if isinstance(timings, str) else dict(timings)
+    stages = dict(data.get("stages_s") or {})
+    wall = float(data.get("wall_s", np.nan))
+    names = [s for s in STAGES if s in stages] + sorted(set(stages) - set(STAGES))
+    rows = [(s, float(stages[s]), 100.0 * float(stages[s]) / wall if wall > 0 else np.nan) for s in names]
+    rows.append(("wall", wall, 100.0 if wall > 0 else np.nan))
+    items, unit = data.get("items"), data.get("unit", "items")
+    notes = [f"{data['blocks']} blocks" if "blocks" in data else "",
+             f"{items} {unit}, {float(items) / wall:.4g} {unit}/s" if items and wall > 0 else ""]
+    note = ", ".join(n for n in notes if n)
+    return _table(["stage", "time (s)", "% of wall"], rows) + (f"<p>{html.escape(note)}</p>" if note else "")
 
 
 def _provenance(attrs: dict[str, Any]) -> list[str]:

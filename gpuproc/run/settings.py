@@ -11,8 +11,9 @@
              log_directory, python, start_timeout_s
 
 Execution settings never change the results, so they are left out of the configuration a
-results store records (:func:`results_config_json`), as are figures, device, resume and
-overwrite: a run killed under one executor resumes under another.
+results store records (:func:`results_config_json`), as are figures (``[job] figures`` and a
+``[figures]`` section), device, resume and overwrite: a run killed under one executor resumes
+under another.
 """
 
 from __future__ import annotations
@@ -147,9 +148,10 @@ def execution_of(job: Any) -> Execution:
 
 def results_config_json(job: Any) -> str:
     """JSON of a job without the keys that cannot change its numbers (:data:`NOT_RESULT_JOB_KEYS`
-    and ``[slurm]``): what a results store records and a resume must match."""
+    and the ``[slurm]`` and ``[figures]`` sections): what a results store records and a resume must match."""
     data = to_dict(job)
     for key in NOT_RESULT_JOB_KEYS:
         data["job"].pop(key, None)
     data.pop("slurm", None)
+    data.pop("figures", None)
     return json.dumps(data, sort_keys=True)
