@@ -284,6 +284,11 @@ def summarize(times: list[float], items: int) -> dict[str, Any]:
     }
 
 
+def measure(fn: Callable[[], Any], items: float, repeats: int = REPEATS, warmup: int = 1) -> dict[str, Any]:
+    """One contender alone: ``warmup`` untimed calls, then :func:`summarize` of ``repeats`` timed ones."""
+    return compare([Contender("one", fn, items)], repeats, warmup)["one"]
+
+
 def compare(contenders: list[Contender], repeats: int = REPEATS, warmup: int = 1) -> dict[str, dict[str, Any]]:
     """Time every contender the same way: ``warmup`` untimed runs each, then ``repeats`` rounds
     in which each runs once (alternating), timed with ``time.perf_counter``.

@@ -3,7 +3,8 @@
 Layout of a store (a Zarr v3 group, readable with ``xarray.open_zarr``)::
 
     <store>/frames    (n_frames, H, W), detector dtype, chunks of whole frames,
-                      Blosc zstd + bitshuffle, dimension_names ("frame", "y_pixel", "x_pixel")
+                      Blosc (:data:`FRAME_CODEC` for new stores; a store keeps the codec it
+                      was written with), dimension_names ("frame", "y_pixel", "x_pixel")
     <store>/monitor   (n_frames,) float64 incident-flux monitor, optional, dimension "frame"
 
 Group attributes: ``scan_shape`` [ny, nx], ``scan_order`` ("row" or "snake"), ``step_um``
@@ -36,6 +37,11 @@ SCAN_ORDERS = ("row", "snake")
 FRAME_DIMS = ("frame", "y_pixel", "x_pixel")
 TARGET_CHUNK_BYTES = 16 * 2**20
 UNITS = {"frames": "counts", "step_um": "um", "monitor": "counts"}
+#: Blosc codec of new stores' frames, chosen by benchmarks/bench_codec.py (decode + read cost per
+#: MB on Pilatus 1M frames; recorded in benchmarks/results/codec_cpu.json, which
+#: tests/test_io_store_codec.py checks against this); stores written before keep theirs (zstd 3 +
+#: bitshuffle), as zarr reads each array's codec from its own metadata
+FRAME_CODEC = {"cname": "lz4", "clevel": 9, "shuffle": "bitshuffle"}
 
 
 @dataclass
@@ -108,7 +114,7 @@ def write_scan(
     monitor: Sequence[float] | np.ndarray | None = None,
     sources: Sequence[str] = (),
     chunk_frames: int | None = None,
-    clevel: int = 3,
+    codec: dict[str, Any] | None = None,
     overwrite: bool = False,
     extra_attrs: dict[str, Any] | None = None,
 ) -> Path:
@@ -135,8 +141,8 @@ def write_scan(
         Source file names recorded as provenance.
     chunk_frames
         Frames per chunk; default :func:`frames_per_chunk`.
-    clevel
-        Blosc zstd compression level.
+    codec
+        Blosc settings ``{"cname", "clevel", "shuffle"}`` of the frames; default :data:`FRAME_CODEC`.
     overwrite
         Replace an existing store at ``store_path``.
     extra_attrs
@@ -167,7 +173,7 @@ def write_scan(
             shape=(n_frames, *frame_shape),
             chunks=(chunk, *frame_shape),
             dtype=dtype,
-            compressors=[BloscCodec(cname="zstd", clevel=clevel, shuffle="bitshuffle")],
+            compressors=[BloscCodec(**(codec or FRAME_CODEC))],
             dimension_names=FRAME_DIMS,
             fill_value=0,
         )
