@@ -151,9 +151,12 @@ def channel_counts(wavelength: np.ndarray, peaks: list[tuple[np.ndarray, np.ndar
 
 
 def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], std: float, corr: float) -> np.ndarray:
-    """Gaussian random field with standard deviation ``std`` and correlation length ``corr`` px."""
+    """Zero-mean Gaussian random field with standard deviation ``std`` and correlation length ``corr``
+    px (zero where the map is too small to vary over ``corr``)."""
     f = ndimage.gaussian_filter(rng.standard_normal(shape), corr, mode="wrap")
-    return f * (std / f.std())
+    f -= f.mean()
+    spread = f.std()
+    return f * (std / spread) if spread > 1e-6 else np.zeros(shape)
 
 
 def _rounded_square_distance(yy: np.ndarray, xx: np.ndarray, center: tuple[float, float], half: float,
