@@ -6,10 +6,12 @@ Set GPUPROC_PORTABLE=1 to build without -march=native (for wheels that run on ot
 
 import os
 import platform
+import runpy
+from pathlib import Path
 
 from setuptools import Extension, find_packages, setup
 
-flags = ["-O3", "-std=c++17", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math"]
+flags = list(runpy.run_path(str(Path(__file__).resolve().parent / "kernels" / "__init__.py"))["CXX_FLAGS"])
 if os.environ.get("GPUPROC_PORTABLE") != "1" and platform.machine().lower() in ("x86_64", "amd64"):
     flags.append("-march=native")
 

@@ -2,12 +2,11 @@
 time (same options, name expressions), for sm_80 and sm_90 — without a GPU, through the PyPI wheels
 nvidia-cuda-nvrtc-cu12 + cuda-bindings (the dev extra) — and ptxas's resource report per kernel."""
 
-import os
 import re
 from pathlib import Path
 
 import pytest
-from nvrtc import H100, compile_for_archs, fit_kernel_names, nvrtc_module, occupancy, parse_resources
+from nvrtc import H100, compile_for_archs, fit_kernel_names, occupancy, parse_resources, require_nvrtc
 
 from gpuproc.backend import kernel_dir
 from gpuproc.fit import gpu
@@ -19,10 +18,7 @@ CUPY_KERNEL_APIS = re.compile(r"\b(RawKernel|RawModule|ElementwiseKernel|Reducti
 @pytest.fixture(scope="module")
 def compiled():
     """arch -> (lowered names, cubin, ptxas log) of every fit kernel instance."""
-    if nvrtc_module() is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI needs cuda-bindings + nvidia-cuda-nvrtc-cu12 (pip install -e '.[dev]')")
-        pytest.skip("cuda-bindings / nvidia-cuda-nvrtc-cu12 not installed")
+    require_nvrtc()
     return compile_for_archs(kernel_dir() / "fit.cu", fit_kernel_names())
 
 

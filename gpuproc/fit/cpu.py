@@ -15,16 +15,17 @@ from gpuproc.fit.problem import Batch
 _c_ll, _c_i, _c_f, _c_p = ctypes.c_longlong, ctypes.c_int, ctypes.c_float, ctypes.c_void_p
 
 
-@functools.lru_cache(maxsize=1)
-def library() -> ctypes.CDLL:
-    """The compiled CPU kernels (gpuproc._fitcpu, built by ``pip install``)."""
-    spec = importlib.util.find_spec("gpuproc._fitcpu")
-    if spec is None or spec.origin is None:
+@functools.lru_cache(maxsize=None)
+def library(path: str | None = None) -> ctypes.CDLL:
+    """The compiled CPU kernels: gpuproc._fitcpu (built by ``pip install``), or the library at
+    ``path`` (a user model's, gpuproc.fit.user_model), which has the same entry points."""
+    spec = importlib.util.find_spec("gpuproc._fitcpu") if path is None else None
+    if path is None and (spec is None or spec.origin is None):
         raise ImportError(
             "gpuproc._fitcpu is missing: the CPU kernels are built at install time; reinstall with "
             "`pip install -e .` (needs a C++17 compiler)"
         )
-    lib = ctypes.CDLL(spec.origin)
+    lib = ctypes.CDLL(path or spec.origin)
     lib.gp_fit_cpu.restype = _c_i
     lib.gp_fit_cpu.argtypes = [
         _c_i, _c_i, _c_ll, _c_ll, _c_i,  # model, estimator, first, count, n_points
@@ -40,11 +41,12 @@ def library() -> ctypes.CDLL:
 
 
 def run_batch(model_id: int, estimator: str, b: Batch, o: FitOptions, scale_errors: bool,
-              out: dict[str, np.ndarray]) -> None:
-    """Fit every problem of a NumPy batch, writing into the ``out`` arrays (rows of this batch)."""
+              out: dict[str, np.ndarray], library_path: str | None = None) -> None:
+    """Fit every problem of a NumPy batch, writing into the ``out`` arrays (rows of this batch),
+    with the kernels of ``library_path`` (default: the built-in library)."""
     s = b.strides()
     ptr = lambda a: a.ctypes.data  # noqa: E731
-    rc = library().gp_fit_cpu(
+    rc = library(library_path).gp_fit_cpu(
         model_id, ESTIMATORS[estimator], 0, b.n_fits, b.n_points,
         ptr(b.x), s["x_fit"], s["x_dim"], ptr(b.y), s["y"], ptr(b.w), s["w"],
         ptr(b.p0), ptr(b.lo), ptr(b.hi), s["bound"], ptr(b.fixed), s["fixed"],

@@ -176,7 +176,7 @@ def _run_cpu(pr: Problem, estimator: str, opts: FitOptions, scale: bool, out: di
              n_threads: int | None) -> None:
     def task(r: tuple[int, int]) -> None:
         b = make_batch(pr, r[0], r[1], np)
-        cpu.run_batch(pr.model.kernel_id, estimator, b, opts, scale, _rows(out, *r))
+        cpu.run_batch(pr.model.kernel_id, estimator, b, opts, scale, _rows(out, *r), pr.model.cpu_library())
 
     threads = n_threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
     threads = max(1, threads or 1)

@@ -54,7 +54,7 @@ def batch_size(pr: Problem, free_bytes: int) -> int:
 def run_batch(model: Model, estimator: str, b: Batch, o: FitOptions, scale_errors: bool,
               out: dict[str, Any]) -> None:
     """Fit every problem of a device batch, writing into the ``out`` arrays (rows of this batch)."""
-    kernel = cuda_kernel("fit.cu", kernel_name(model, estimator))
+    kernel = cuda_kernel(model.kernel_source, kernel_name(model, estimator))
     grid, block = launch_shape(b.n_fits)
     kernel(grid, block, kernel_args(b, o, scale_errors, out))
 

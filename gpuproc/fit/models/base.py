@@ -28,6 +28,12 @@ class Model(ABC):
     kernel_id: int
     #: C++ type of the model in kernels/models.cuh
     kernel_type: str
+    #: CUDA source that defines the model's kernels (a file of kernels/, or an absolute path)
+    kernel_source: str = "fit.cu"
+
+    def cpu_library(self) -> str | None:
+        """Path of the CPU library with this model's kernels; None: gpuproc's own (built-ins)."""
+        return None
 
     @property
     def n_params(self) -> int:
