@@ -53,7 +53,7 @@ def _pl_job(tmp, counts, wavelength):
 
 def test_report_of_a_waxs_store(waxs_results, tmp_path):
     page, images = _report(waxs_results, tmp_path / "rep")
-    assert {"williamson_hall.png", "mean_cake.png", "map_a.png", "map_orientation.png"} <= set(images)
+    assert {"williamson_hall.png", "mean_cake.png", "detector_image.png", "map_a.png", "map_orientation.png"} <= set(images)
     assert "Global Williamson" in page and "Pearson r" in page
     for status in ("CONVERGED",):
         assert f"<th class=\"\">{status}</th>" in page

@@ -1,5 +1,6 @@
 """Publication-quality PNG figures of the WAXS analysis: Williamson-Hall plot, lattice parameter
-versus crystallite size correlations and the scan-averaged cake with its fit windows.
+versus crystallite size correlations, the scan-averaged detector image and the scan-averaged
+cake with its fit windows.
 
 Each function draws on its own :class:`matplotlib.figure.Figure` with an Agg canvas (no pyplot,
 thread-safe), writes a PNG and returns its :class:`~pathlib.Path`.
@@ -24,8 +25,8 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 from gpuproc.report.maps import _save, pretty_unit, resolve_cmap
 from gpuproc.waxs.derive import DEFAULT_SHAPE_FACTOR
 
-__all__ = ["azimuth_pieces", "group_label", "merge_friedel", "plot_cake", "plot_correlations",
-           "plot_williamson_hall"]
+__all__ = ["azimuth_pieces", "group_label", "log_limits", "merge_friedel", "plot_cake", "plot_correlations",
+           "plot_detector_image", "plot_williamson_hall"]
 
 # two well-separated colours from batlow (dark blue / orange) for a and b
 _COLOR_A = "#1f5f8b"
@@ -461,14 +462,8 @@ def _draw_cake(fig: Figure, cake: np.ndarray, q: np.ndarray, azimuth_deg: np.nda
     finite = cake[np.isfinite(cake)]
     data = np.where(np.isfinite(cake), cake, np.nan)
     if log:
-        positive = finite[finite > 0]
-        if positive.size:
-            vmin, vmax = float(np.percentile(positive, 1.0)), float(positive.max())
-        else:
-            vmin, vmax = 1.0, 10.0
-        vmax = max(vmax, vmin * 10.0 if vmin == vmax else vmax)
-        data = np.where(np.isfinite(data), np.maximum(data, vmin), np.nan)  # only NaN stays grey
-        norm = LogNorm(vmin, vmax)
+        norm = log_limits(finite)
+        data = np.where(np.isfinite(data), np.maximum(data, norm.vmin), np.nan)  # only NaN stays grey
     else:
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         norm = Normalize(lo, hi if hi > lo else lo + 1.0)
@@ -488,10 +483,8 @@ def _draw_cake(fig: Figure, cake: np.ndarray, q: np.ndarray, azimuth_deg: np.nda
         ax.set_yticks(np.arange(math.ceil(az_min / 90) * 90, az_max + 1e-9, 90))
     cbar = fig.colorbar(mesh, ax=ax, pad=0.02)
     cbar.set_label("intensity (a.u., log scale)" if log else "intensity (a.u.)")
-    if log:  # plain numbers on major and minor ticks instead of 4x10^1
-        plain = FuncFormatter(lambda v, _: f"{v:g}")
-        cbar.ax.yaxis.set_major_formatter(plain)
-        cbar.ax.yaxis.set_minor_formatter(plain if norm.vmax / norm.vmin < 100 else NullFormatter())
+    if log:
+        _plain_log_ticks(cbar, norm)
     ax.set_title("scan-averaged cake and fit windows")
     if marked is not None:
         _mark_reflection(ax, marked, q_unit=unit)
@@ -501,6 +494,79 @@ def _draw_cake(fig: Figure, cake: np.ndarray, q: np.ndarray, azimuth_deg: np.nda
     _keep_inside(ax, labels, spans)
     fig.set_layout_engine("none")  # keep that layout: saving does not run it again
     return ax, rectangles
+
+
+def log_limits(values: np.ndarray, top: float = 100.0) -> LogNorm:
+    """Logarithmic colour scale from the 1st percentile of the positive finite ``values`` to
+    their ``top`` percentile (100: the maximum; a decade above the minimum when that is not
+    larger); 1..10 without positive values."""
+    values = np.asarray(values, dtype=float)
+    positive = values[np.isfinite(values) & (values > 0)]
+    if not positive.size:
+        return LogNorm(1.0, 10.0)
+    vmin, vmax = (float(v) for v in np.percentile(positive, [1.0, top]))
+    return LogNorm(vmin, vmax if vmax > vmin else vmin * 10.0)
+
+
+def _plain_log_ticks(cbar: Any, norm: LogNorm) -> None:
+    """Plain numbers on a log colour bar's major ticks (not 4x10^1) and, under two decades, on
+    its minor ticks at 2 and 5 times a power of ten."""
+    cbar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    two_five = FuncFormatter(lambda v, _: f"{v:g}" if round(v / 10 ** math.floor(math.log10(v)), 6) in (2, 5) else "")
+    cbar.ax.yaxis.set_minor_formatter(two_five if norm.vmax / norm.vmin < 100 else NullFormatter())
+
+
+def plot_detector_image(image: np.ndarray, path: str | Path, *, beam_centre_px: Sequence[float] | None = None,
+                        cmap: str = "batlow", dpi: int = 150) -> Path:
+    """The scan-averaged detector image on a logarithmic colour scale, the beam centre marked.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W)
+        Mean counts per pixel (frame - dark); NaN at gaps, masked and flagged pixels, drawn
+        transparent. Values at or below the scale's minimum (1st percentile of the positive
+        values) take the lowest colour; the top is the 99.9th percentile, so that a few hot
+        pixels do not set it.
+    path : str or Path
+        Output PNG.
+    beam_centre_px : (row, column), optional
+        Direct-beam position in pixel coordinates with integers at pixel edges (pixel ``i``
+        spans ``i .. i + 1``), e.g. pyFAI's FIT2D centre; drawn as a cross. May lie outside
+        the detector.
+    cmap : str
+        Colour map name.
+    dpi : int
+        PNG resolution.
+
+    Returns
+    -------
+    Path
+        The PNG written.
+    """
+    image = np.asarray(image, dtype=float)
+    if image.ndim != 2:
+        raise ValueError(f"detector image must be 2-D (H, W), got shape {image.shape}")
+    h, w = image.shape
+    norm = log_limits(image, top=99.9)
+    data = np.ma.masked_invalid(np.where(np.isfinite(image), np.maximum(image, norm.vmin), np.nan))
+    fig = Figure(figsize=(5.6, 0.6 + 4.4 * min(max(h / w, 0.55), 1.6)), layout="constrained")
+    ax = fig.add_subplot()
+    shown = ax.imshow(data, cmap=resolve_cmap(cmap, bad="none"), norm=norm, extent=(0, w, h, 0),
+                      interpolation="antialiased", rasterized=True)
+    cbar = fig.colorbar(shown, ax=ax, pad=0.02, shrink=0.85, extend="both")
+    cbar.set_label("counts per frame (log)")
+    _plain_log_ticks(cbar, norm)
+    if beam_centre_px is not None:
+        row, col = (float(v) for v in beam_centre_px)
+        ax.plot([col], [row], "+", ms=14, mew=1.6, color="white", path_effects=_OUTLINE, label="beam centre",
+                clip_on=False)
+        ax.legend(loc="upper right", fontsize=7, framealpha=0.8)
+    ax.set_xlim(0, w)
+    ax.set_ylim(h, 0)
+    ax.set_xlabel("detector x (pixel)")
+    ax.set_ylabel("detector y (pixel)")
+    ax.set_title("scan-averaged detector image")
+    return _save(fig, path, dpi)
 
 
 def _mark_reflection(ax: Axes, m: Mapping[str, Any], q_unit: str) -> None:

@@ -1,8 +1,8 @@
 """The WAXS figures of a results store: every map with a scale bar (strain in %, disorder in
 degrees, lengths in Å), the Williamson-Hall plot of every position with the medians and the
-global line, the size correlations, and the scan-averaged cake with the fit windows and one
-reflection's q0, dq, phi0, dphi marked. Drawn from the store alone, so ``gpuproc report`` can
-redraw them."""
+global line, the size correlations, the scan-averaged detector image with the beam centre, and
+the scan-averaged cake with the fit windows and one reflection's q0, dq, phi0, dphi marked.
+Drawn from the store alone, so ``gpuproc report`` can redraw them."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import numpy as np
 
 from gpuproc.report.maps import angle_limits, plot_map, pretty_unit
 from gpuproc.report.no_data import plot_no_data
-from gpuproc.report.waxs import plot_cake, plot_correlations, plot_williamson_hall
+from gpuproc.report.waxs import plot_cake, plot_correlations, plot_detector_image, plot_williamson_hall
 
 MAP_STYLE = {  # name: (colour map, title); units from the store, see shown_units
     "a": ("batlow", "lattice parameter a"),
@@ -87,6 +87,10 @@ def write_figures(group: Any, out: str | Path) -> list[Path]:
         paths.append(plot_correlations(size, group["a"][...], group["b"][...], out / "correlations.png",
                                        binned=binned, power_law=laws or None, r_a=pearson.get("a", {}).get("r"),
                                        r_b=pearson.get("b", {}).get("r")))
+    if "mean_frame" in group:
+        frame = group["mean_frame"]
+        paths.append(plot_detector_image(frame[...], out / "detector_image.png",
+                                         beam_centre_px=frame.attrs.get("beam_centre_px")))
     if "mean_cake" in group:
         windows = [{"name": r["name"], "q_range": r["q_range"], "azimuth_range": r["azimuth_range"]} for r in refl]
         marked = None
@@ -95,7 +99,6 @@ def write_figures(group: Any, out: str | Path) -> list[Path]:
         paths.append(plot_cake(group["mean_cake"][...], group["cake_q"][...], group["cake_azimuth"][...], windows,
                                out / "mean_cake.png", q_unit=q_unit, marked=marked))
     return paths
-
 
 
 def shown_units(values: np.ndarray, unit: str) -> tuple[np.ndarray, str]:

@@ -410,6 +410,17 @@ class CakeIntegrator:
         bad = ~self._valid(self._xp.asarray(frames).reshape(frames.shape[0], -1))
         return np.flatnonzero(self._to_host(bad.all(axis=0)) & ~self._static)
 
+    def pixel_signal(self, frames: Any) -> np.ndarray:
+        """The pixels as the integration uses them: (n, H, W) float32 NumPy, frame - dark, NaN
+        where the pixel is masked (detector gaps, user mask, unusable dark or flat) or invalid
+        in that frame (dummy values, detector flags, saturation)."""
+        frames = self._as_batch(frames)
+        xp = self._xp
+        raw = xp.asarray(frames).reshape(frames.shape[0], -1)
+        valid = self._valid(raw) & ~xp.asarray(self._static)
+        signal = xp.where(valid, raw.astype(xp.float32) - self._dark_dev, xp.float32(np.nan))
+        return self._to_host(signal).reshape(frames.shape)
+
     def typical_norm(self, invalid: np.ndarray) -> np.ndarray:
         """Cake normalisation (npt_azimuth, npt_q), NumPy, of a frame whose pixels ``invalid``
         (sorted flat indices, e.g. :meth:`shared_invalid`) are invalid: :attr:`norm` without them."""

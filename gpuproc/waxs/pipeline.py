@@ -35,6 +35,7 @@ from gpuproc.run.summary import RunResult
 from gpuproc.waxs import broadening, derive, spot_checks, stats
 from gpuproc.waxs.integrate import CakeIntegrator
 from gpuproc.waxs.job import InputSection, WaxsJob, load_job
+from gpuproc.waxs.mean_frame import MeanFrame, store_mean_frame
 from gpuproc.waxs.monitor import monitor_scale
 from gpuproc.waxs.pyfai_config import pyfai_geometry
 from gpuproc.waxs.windows import Window, make_window
@@ -487,7 +488,8 @@ def finalize(ctx: Context, scan: Scan, store: ResultStore) -> None:
     }
     spot_checks.warn_failing(extra["fit_status_by_reflection"])
     extra["power_law"] = _binned_and_power_law(store, maps)
-    mean_cake = _mean_cake(ctx, scan)
+    mean_cake, mean_frame, n_mean = _mean_cake(ctx, scan)
+    store_mean_frame(store, mean_frame, ctx.integrator.ai, n_mean)
     store.add_coord("cake_q", ctx.integrator.q, {"units": STORED_UNITS[ctx.q_unit], "long_name": "q of the mean cake"})
     store.add_coord("cake_azimuth", ctx.integrator.azimuth, {"units": "degree", "long_name": "azimuth of the mean cake"})
     store.add_array("mean_cake", mean_cake, ("cake_azimuth", "cake_q"), "count",
@@ -518,13 +520,18 @@ def _binned_and_power_law(store: ResultStore, maps: dict[str, np.ndarray]) -> di
     return out
 
 
-def _mean_cake(ctx: Context, scan: Scan) -> np.ndarray:
+def _mean_cake(ctx: Context, scan: Scan) -> tuple[np.ndarray, np.ndarray, int]:
+    """The cake and the detector image (gpuproc.waxs.mean_frame) averaged over up to
+    MEAN_CAKE_FRAMES frames spread over the scan, and the number of frames."""
     n = scan.frames.shape[0]
     pick = np.unique(np.linspace(0, n - 1, min(n, MEAN_CAKE_FRAMES)).astype(int))
     signal = norm = 0.0
+    image = MeanFrame()
     for i in range(0, pick.size, 16):
-        s, nm = ctx.integrator.integrate_sums(np.asarray(scan.frames[pick[i:i + 16]]))
+        frames = np.asarray(scan.frames[pick[i:i + 16]])
+        s, nm = ctx.integrator.integrate_sums(frames)
         signal = signal + to_numpy(s).sum(axis=0)
         norm = norm + to_numpy(nm).sum(axis=0)
+        image.add(ctx.integrator.pixel_signal(frames))
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(norm > 0, signal / norm, np.nan).astype(np.float32)
+        return np.where(norm > 0, signal / norm, np.nan).astype(np.float32), image.mean, int(pick.size)

@@ -1,0 +1,60 @@
+"""The scan-averaged detector image: frame - dark per pixel, averaged over the frames in which
+the pixel is valid (the frames the mean cake reads), stored in the results with the beam
+centre so that the figure (:func:`gpuproc.report.waxs.plot_detector_image`) can be redrawn.
+
+Stored as ``mean_frame`` (dims ``detector_y``, ``detector_x``; units count; NaN where no frame
+has a valid pixel: gaps, masked and flagged pixels) with the attribute ``beam_centre_px`` =
+[row, column], the direct beam on the detector (pyFAI's FIT2D centre) in pixel coordinates
+whose integers are pixel edges (pixel ``i`` spans ``i .. i + 1``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+NAME = "mean_frame"
+DIMS = ("detector_y", "detector_x")
+
+
+class MeanFrame:
+    """Running per-pixel mean of frames, each pixel over the frames where it is finite."""
+
+    def __init__(self) -> None:
+        self._total: np.ndarray | float = 0.0
+        self._count: np.ndarray | int = 0
+
+    def add(self, pixels: np.ndarray) -> None:
+        """Add frames (n, H, W) with NaN at invalid pixels (:meth:`CakeIntegrator.pixel_signal`)."""
+        self._total = self._total + np.nansum(pixels, axis=0, dtype=np.float64)
+        self._count = self._count + np.isfinite(pixels).sum(axis=0)
+
+    @property
+    def mean(self) -> np.ndarray:
+        """(H, W) float32 mean, NaN where no frame had a valid pixel."""
+        count = np.asarray(self._count)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(count > 0, self._total / np.maximum(count, 1), np.nan).astype(np.float32)
+
+
+def beam_centre_px(ai: Any) -> list[float]:
+    """Direct-beam position [row, column] on the detector, pixels (integers at pixel edges)."""
+    fit2d = ai.getFit2D()
+    return [float(fit2d.centerY), float(fit2d.centerX)]
+
+
+def store_mean_frame(store: Any, mean: np.ndarray, ai: Any, n_frames: int) -> None:
+    """Write ``mean`` into the results ``store`` as :data:`NAME` with the beam centre of ``ai``.
+
+    Parameters
+    ----------
+    store : gpuproc.io.results.ResultStore
+    mean : (H, W) array, counts
+    ai : pyFAI AzimuthalIntegrator of the run
+    n_frames : number of frames averaged
+    """
+    store.add_array(NAME, mean, DIMS, "count",
+                    f"frame - dark averaged over the valid pixels of {n_frames} frames spread over the scan "
+                    "(NaN: masked or invalid in all)")
+    store.group[NAME].attrs["beam_centre_px"] = beam_centre_px(ai)
