@@ -275,7 +275,8 @@ def plot_timeseries(time: np.ndarray, quantities: Mapping[str, np.ndarray], even
     events : ``{"time": s, "label": str}`` mappings
     path : output PNG
     fitted : mapping label -> (nt,) fitted response drawn over that quantity's points (NaN gaps), or
-        -> ((nt,) response, legend text), e.g. with the time constants
+        -> ((nt,) response, legend text), e.g. with the time constants; the legend sits above
+        the panel
     """
     fig = Figure(figsize=(7.0, 1.8 * len(quantities) + 0.6), layout="constrained")
     axes = fig.subplots(len(quantities), 1, sharex=True, squeeze=False)[:, 0]
@@ -283,11 +284,9 @@ def plot_timeseries(time: np.ndarray, quantities: Mapping[str, np.ndarray], even
         ax.plot(time, values, ".", ms=2.5, color=resolve_cmap("batlow")(0.2))
         if fitted and label in fitted:
             curve, text = fitted[label] if isinstance(fitted[label], tuple) else (fitted[label], "fitted response")
-            name, _, details = text.partition("\n")
-            ax.plot(time, curve, "-", lw=1.2, color=resolve_cmap("batlow")(0.75), label=name)
-            ax.legend(fontsize=7, loc="best")
-            if details:  # the time constants above the panel, clear of the data
-                ax.set_title(details, fontsize=7, loc="left")
+            ax.plot(time, curve, "-", lw=1.2, color=resolve_cmap("batlow")(0.75), label=text)
+            # the legend with the time constants above the panel, clear of the data
+            ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.0), frameon=False, borderaxespad=0.2)
         if np.issubdtype(np.asarray(values).dtype, np.integer):
             finite = np.asarray(values)
             ax.set_ylim(finite.min() - 0.5, finite.max() + 0.5)

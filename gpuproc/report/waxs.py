@@ -553,6 +553,7 @@ def plot_detector_image(image: np.ndarray, path: str | Path, *, beam_centre_px: 
     ax = fig.add_subplot()
     shown = ax.imshow(data, cmap=resolve_cmap(cmap, bad="none"), norm=norm, extent=(0, w, h, 0),
                       interpolation="antialiased", rasterized=True)
+    shown.set_in_layout(False)  # inside the axes anyway: the layout pass need not resample it
     cbar = fig.colorbar(shown, ax=ax, pad=0.02, shrink=0.85, extend="both")
     cbar.set_label("counts per frame (log)")
     _plain_log_ticks(cbar, norm)
