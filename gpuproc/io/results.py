@@ -70,13 +70,36 @@ class ResultLayout:
     attrs: dict[str, Any] = field(default_factory=dict)
     #: small arrays known before the run, written at creation: name -> (values, dims, attrs)
     statics: dict[str, tuple[np.ndarray, tuple[str, ...], dict[str, Any]]] = field(default_factory=dict)
+    #: blocks smaller than one ``block_dim`` step (block_size 1): ``sub_size`` along ``sub_dim``
+    #: (e.g. part of a scan row); block ``i`` is part ``i % n_sub`` of step ``i // n_sub``
+    sub_dim: str | None = None
+    sub_size: int = 0
+
+    @property
+    def n_sub(self) -> int:
+        """Blocks per ``block_dim`` step (1 without ``sub_dim``)."""
+        return -(-self.sizes[self.sub_dim] // self.sub_size) if self.sub_dim else 1
 
     @property
     def n_blocks(self) -> int:
-        return -(-self.sizes[self.block_dim] // self.block_size)
+        return -(-self.sizes[self.block_dim] // self.block_size) * self.n_sub
 
     def block_slice(self, i: int) -> slice:
+        """Block ``i``'s range along ``block_dim``."""
+        i //= self.n_sub
         return slice(i * self.block_size, min((i + 1) * self.block_size, self.sizes[self.block_dim]))
+
+    def block_region(self, i: int) -> dict[str, slice]:
+        """Block ``i``'s ranges along ``block_dim`` (and ``sub_dim``); other dimensions are whole."""
+        region = {self.block_dim: self.block_slice(i)}
+        if self.sub_dim:
+            j = i % self.n_sub
+            region[self.sub_dim] = slice(j * self.sub_size, min((j + 1) * self.sub_size, self.sizes[self.sub_dim]))
+        return region
+
+    def chunk(self, dim: str) -> int:
+        """Chunk length along ``dim``: one block's."""
+        return {self.block_dim: self.block_size, self.sub_dim: self.sub_size}.get(dim, self.sizes[dim])
 
 
 class ResultStore:
@@ -140,14 +163,15 @@ class ResultStore:
             self._put(g, name, np.asarray(values), dims, attrs)
         for name, var in lay.variables.items():
             shape = tuple(lay.sizes[d] for d in var.dims)
-            chunks = tuple(lay.block_size if d == lay.block_dim else lay.sizes[d] for d in var.dims)
+            chunks = tuple(lay.chunk(d) for d in var.dims)
             a = g.create_array(name, shape=shape, chunks=chunks, dtype=var.dtype, dimension_names=var.dims,
                                fill_value=var.fill)
             a.attrs.update({"units": var.units, "long_name": var.long_name})
         # one chunk per mark: blocks written concurrently by several processes never share a chunk
         done = g.create_group(RUN_GROUP).create_array("done", shape=(lay.n_blocks,), chunks=(1,), dtype=bool,
                                                       dimension_names=("block",), fill_value=False)
-        done.attrs.update({"long_name": f"block of {lay.block_size} along {lay.block_dim} written", "units": ""})
+        part = f" x {lay.sub_size} along {lay.sub_dim}" if lay.sub_dim else ""
+        done.attrs.update({"long_name": f"block of {lay.block_size} along {lay.block_dim}{part} written", "units": ""})
         g.attrs.update({**lay.attrs, "inputs": inputs, "versions": package_versions(), "complete": False,
                         "config": config_json})
         return g
@@ -159,10 +183,10 @@ class ResultStore:
 
     def write_block(self, i: int, values: dict[str, np.ndarray]) -> None:
         """Write every variable of block ``i`` (whole chunks), then mark the block done."""
-        sl = self.layout.block_slice(i)
+        block = self.layout.block_region(i)
         for name, v in values.items():
             var = self.layout.variables[name]
-            region = tuple(sl if d == self.layout.block_dim else slice(None) for d in var.dims)
+            region = tuple(block.get(d, slice(None)) for d in var.dims)
             self.group[name][region] = np.asarray(v, dtype=self.group[name].dtype)
         self.group[DONE][i] = True
 

@@ -48,6 +48,7 @@ from gpuproc.run.oom import split_on_oom
 from gpuproc.run.fingerprint import fingerprint
 from gpuproc.run.settings import execution_of
 from gpuproc.run.summary import RunResult, check_failed_fraction, stored_result
+from gpuproc.run.timings import stage
 
 QUANTILES = (0.25, 0.5, 0.75)
 FLAG_NONFINITE = 1  #: the spectrum holds NaN or infinite counts
@@ -216,15 +217,23 @@ class PlBlocks(StoreBlocks):
         self.prep = preprocessor(job, self.spectra)
         self.open_results(job, _layout(job, self.spectra, self.prep), create)
 
-    def run_block(self, block: int) -> None:
-        """Preprocess and fit the spectra of ``block``; write it and mark it done.
+    def read_block(self, block: int) -> np.ndarray:
+        """The raw spectra of ``block`` (rows or time points, n_channels)."""
+        sl = self.results.layout.block_slice(block)
+        try:
+            return np.asarray(self.spectra.spectra[sl])
+        except Exception as exc:  # zarr and its codecs raise many kinds; all mean "unreadable"
+            raise OSError(f"{self.spectra.path}: cannot read spectra {sl.start} to {sl.stop - 1} along "
+                          f"{self.results.layout.block_dim}: {type(exc).__name__}: {exc}") from exc
+
+    def compute_block(self, block: int, counts: np.ndarray) -> dict[str, np.ndarray]:
+        """Preprocess and fit the spectra of ``block``.
 
         On device out-of-memory the rows (time points) are fitted in halves (with a warning).
         """
-        sl = self.results.layout.block_slice(block)
-        values = split_on_oom(lambda lo, hi: self._fit(sl.start + lo, sl.start + hi), 0, sl.stop - sl.start,
-                              _concatenate)
-        self.results.write_block(block, values)
+        keep = "intensity" in self.results.layout.variables
+        return split_on_oom(lambda lo, hi: fit_block(counts[lo:hi], self.prep, self.job, keep), 0, len(counts),
+                            _concatenate)
 
     def finalize(self) -> None:
         """Statistics, shift map or event responses, figures; then mark the store complete."""
@@ -240,13 +249,10 @@ class PlBlocks(StoreBlocks):
         if job.job.figures is not None:  # drawn from the finished store, like `gpuproc report`
             from gpuproc.report.html import write_report
 
-            write_report(results.path, job.job.figures)
+            with stage("figures"):
+                write_report(results.path, job.job.figures)
         if job.job.nexus is not None:
             export_nexus(results.path, job.job.nexus)
-
-    def _fit(self, start: int, stop: int) -> dict[str, np.ndarray]:
-        keep = "intensity" in self.results.layout.variables
-        return fit_block(self.spectra.spectra[start:stop], self.prep, self.job, keep)
 
 
 def _concatenate(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -349,11 +355,13 @@ def fit_block(counts: np.ndarray, prep: Preprocessor, job: PLJob, keep_spectra: 
     """
     xp = get_xp(job.job.device)
     lead = counts.shape[:-1]
-    intensity, weights, n_spikes, nonfinite = prep(counts.reshape(-1, counts.shape[-1]), xp)
+    with stage("preprocess"):
+        intensity, weights, n_spikes, nonfinite = prep(counts.reshape(-1, counts.shape[-1]), xp)
     f = job.fit
-    maps = fit_peaks(intensity, xp.asarray(prep.energy), max_peaks=f.max_peaks, background=f.background,
-                     weights=weights, estimator=f.estimator, min_significance=f.min_significance,
-                     device=job.job.device).as_dict()
+    with stage("fit"):
+        maps = fit_peaks(intensity, xp.asarray(prep.energy), max_peaks=f.max_peaks, background=f.background,
+                         weights=weights, estimator=f.estimator, min_significance=f.min_significance,
+                         device=job.job.device).as_dict()
     if prep.poisson:
         maps.update({k: maps[k] * prep.noise.gain for k in COUNT_RESULTS})
     maps["n_spikes"], maps["flag"] = n_spikes, (nonfinite * FLAG_NONFINITE + (maps["n_peaks"] == 0) * FLAG_NO_PEAK)

@@ -8,7 +8,13 @@ Then::
     runner.n_blocks         number of blocks of the whole run
     runner.pending()        -> block ids not yet written (the store's done marks)
     runner.run_block(i)     computes block i, writes it (whole chunks) and marks it done
+    runner.overlapped(ids)  context: run_block(i) for i in ids reads ahead and writes behind
     runner.finalize()       statistics and figures once every block is written
+
+The pipelines' runners derive from :class:`StoreBlocks`, which splits a block into their
+``read_block`` and ``compute_block``, records every block's stage timings
+(:mod:`gpuproc.run.timings`) with its done mark, and with ``runner.overlapped(ids)`` reads the
+next block and writes the previous one while a block computes (:mod:`gpuproc.run.prefetch`).
 
 Workers receive a :class:`RunSpec` (opener + job, both small and picklable) and build the runner
 once per process (:func:`runner_for`), so large set-up (e.g. the WAXS integration matrix) is
@@ -20,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +35,11 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from gpuproc.config import to_json
-from gpuproc.io.results import ResultLayout, ResultStore, resume_problems
-from gpuproc.run import lock, outputs
+from gpuproc.io.results import DONE, ResultLayout, ResultStore, resume_problems
+from gpuproc.run import lock, outputs, prefetch, timings
 from gpuproc.run.fingerprint import fingerprints
 from gpuproc.run.settings import results_config_json
+from gpuproc.run.summary import POSITION_DIMS
 
 
 class BlockRunner(Protocol):
@@ -51,6 +59,9 @@ class BlockRunner(Protocol):
     def run_block(self, block: int) -> None:
         """Compute block ``block``, write it and mark it done."""
 
+    def overlapped(self, blocks: list[int]) -> contextlib.AbstractContextManager:
+        """A context in which :meth:`run_block` runs ``blocks`` in this order, I/O overlapped."""
+
     def finalize(self) -> None:
         """Whole-scan statistics and figures; marks the store complete."""
 
@@ -59,9 +70,18 @@ Opener = Callable[[Any, bool], BlockRunner]
 
 
 class StoreBlocks:
-    """Base of the pipelines' runners: the blocks are those of the results store ``self.results``."""
+    """Base of the pipelines' runners: the blocks are those of the results store ``self.results``.
+
+    A pipeline provides ``read_block(block)`` (the block's input, read and decoded: it may run in
+    a background thread, and its errors name what could not be read) and
+    ``compute_block(block, data)`` (the block's results, on the calling thread, marking its
+    stages with :func:`gpuproc.run.timings.stage`).
+    """
 
     results: ResultStore
+    #: seconds this process spent building the runner, recorded with its first block (workers)
+    setup_s: float = 0.0
+    _pipeline: prefetch.Pipeline | None = None  #: set inside :meth:`overlapped`
 
     def open_results(self, job: Any, lay: ResultLayout, create: bool) -> None:
         """Create (or reopen to resume) the job's results store, or attach to the one the run's
@@ -75,6 +95,61 @@ class StoreBlocks:
             outputs.remove_store(out)
         self.results = ResultStore(out, lay, config_json=config, inputs=prints, pipeline=outputs.pipeline_of(job),
                                    resume=decision == "resume")
+        written = self.results.group[DONE].shape[0]
+        if written != lay.n_blocks:  # e.g. batch_frames below a row, which older versions made one row
+            raise ValueError(f"{out}: cannot resume: the store was written in {written} blocks, this version of "
+                             f"gpuproc cuts the same job into {lay.n_blocks}; set [job] overwrite = true "
+                             "(or --overwrite) to start afresh, or choose another output")
+        timings.create_array(self.results.group, lay.n_blocks)
+
+    def read_block(self, block: int) -> Any:
+        raise NotImplementedError
+
+    def compute_block(self, block: int, data: Any) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def run_block(self, block: int) -> None:
+        """Compute block ``block``, write it and mark it done, with its timings.
+
+        Inside :meth:`overlapped` its input was read ahead and its results are written in the
+        background; otherwise it reads, computes and writes in turn.
+        """
+        watch = timings.Stopwatch()
+        pipe = self._pipeline
+        with timings.measuring(watch):
+            with timings.stage("read"):
+                data = self.read_block(block) if pipe is None else pipe.take(block, watch)
+            values = self.compute_block(block, data)
+            del data
+            with timings.stage("write"):
+                if pipe is None:
+                    self.results.write_block(block, values)
+                else:
+                    pipe.write(block, values, watch)
+        if pipe is None:
+            self._record(block, watch)
+
+    @contextlib.contextmanager
+    def overlapped(self, blocks: list[int], depth: int = prefetch.DEFAULT_DEPTH) -> Iterator[None]:
+        """For the ``with`` body, which calls :meth:`run_block` for ``blocks`` in this order: the
+        next ``depth`` blocks are read while one computes, and each block is written while the
+        next computes (:class:`gpuproc.run.prefetch.Pipeline`; the same results). On leaving,
+        the write in flight is finished."""
+        self._pipeline = prefetch.Pipeline(blocks, self.read_block, self.results.write_block, self._record, depth)
+        failed = True
+        try:
+            yield
+            failed = False
+        finally:
+            pipe, self._pipeline = self._pipeline, None
+            pipe.close(raise_errors=not failed)
+
+    def _record(self, block: int, watch: timings.Stopwatch) -> None:
+        if self.setup_s:
+            watch.add("setup", self.setup_s)
+            self.setup_s = 0.0
+        record = timings.block_record(watch, block_items(self.results.layout, block))
+        timings.write_block(self.results.group, block, record)
 
     @property
     def output(self) -> Path:
@@ -86,6 +161,17 @@ class StoreBlocks:
 
     def pending(self) -> list[int]:
         return self.results.pending_blocks()
+
+
+def block_items(lay: ResultLayout, block: int) -> int:
+    """Scan positions (frames, spectra) or time points of ``block``."""
+    region = lay.block_region(block)
+    n = 1
+    for d in POSITION_DIMS:
+        if d in lay.sizes:
+            sl = region.get(d, slice(0, lay.sizes[d]))
+            n *= sl.stop - sl.start
+    return n
 
 
 @dataclass(frozen=True)
@@ -148,7 +234,10 @@ def runner_for(spec: RunSpec) -> BlockRunner:
     with _lock:
         if _cached is None or _cached[0] != spec.key:
             _cached = None  # release the previous runner before building the next
-            _cached = (spec.key, spec.opener(spec.job, False))
+            start = time.perf_counter()
+            runner = spec.opener(spec.job, False)
+            runner.setup_s = time.perf_counter() - start
+            _cached = (spec.key, runner)
         return _cached[1]
 
 

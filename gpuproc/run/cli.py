@@ -72,10 +72,17 @@ def _summarized(run: Callable[[], RunResult]) -> RunResult:
     try:
         result = run()
     except TooManyFailedFits as exc:
-        click.echo(exc.result.summary.text())
+        _echo_summary(exc.result)
         raise click.ClickException(str(exc)) from None
-    click.echo(result.summary.text())
+    _echo_summary(result)
     return result
+
+
+def _echo_summary(result: RunResult) -> None:
+    """The run's fit summary and the line of its stage timings."""
+    click.echo(result.summary.text())
+    if getattr(result, "timings", None) is not None:
+        click.echo(result.timings.text())
 
 
 def add_array_commands(group: click.Group, pipeline: str, spec_of: Callable[[Path], RunSpec]) -> None:

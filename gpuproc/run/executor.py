@@ -3,7 +3,8 @@
 Entry points, for any pipeline that provides an opener (:mod:`gpuproc.run.blocks`):
 
 - :func:`execute`: the whole run: create/reopen the store, compute the pending blocks in this
-  process or on dask.distributed workers, finalize.
+  process (reading the next block while one computes) or on dask.distributed workers, finalize,
+  record where the time went (:mod:`gpuproc.run.timings`).
 - :func:`prepare`, :func:`run_task`, :func:`finalize_run`: the three steps of a SLURM job array
   (create the store once; each array task computes its slice; a last job finalizes).
 """
@@ -11,12 +12,14 @@ Entry points, for any pipeline that provides an opener (:mod:`gpuproc.run.blocks
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
+from gpuproc.run import timings
 from gpuproc.run.blocks import BlockRunner, RunSpec, claimed, release_array, run_block_task, task_blocks
 from gpuproc.run.settings import Execution
 from gpuproc.run.summary import RunResult, check_failed_fraction, record, summarize
+from gpuproc.run.timings import Stopwatch, measuring, stage
 
 
 def execute(spec: RunSpec, execution: Execution, *, progress: bool = False) -> RunResult:
@@ -32,23 +35,40 @@ def execute(spec: RunSpec, execution: Execution, *, progress: bool = False) -> R
     TooManyFailedFits
         After the results are written, if more fits failed than ``[job] allow_failed_fraction``.
     """
-    started = time.monotonic()
+    started = time.perf_counter()
+    watch = Stopwatch()
     with claimed(spec):  # refuses unsafe outputs and other live runs before any work
-        runner = spec.opener(spec.job, True)
+        with measuring(watch), stage("setup"):
+            runner = spec.opener(spec.job, True)
         blocks = runner.pending()
+        workers = 1
         if execution.distributed:
-            _on_workers(spec, blocks, execution, progress)
+            workers = _on_workers(spec, blocks, execution, progress)
         else:
-            for b in _progress(blocks, progress):
-                runner.run_block(b)
-        runner.finalize()
-        result = _summarized(runner.output, started)
+            with runner.overlapped(blocks):
+                for b in _progress(blocks, progress):
+                    runner.run_block(b)
+        _finalize(runner, watch)
+        result = _summarized(runner, blocks, started, watch, workers)
     return check_failed_fraction(result, spec.job.job.allow_failed_fraction)
 
 
-def _summarized(path: Path, started: float) -> RunResult:
-    """Count the finished store's fit statuses and record them in it (wall time since ``started``)."""
-    return record(path, summarize(path, time.monotonic() - started))
+def _finalize(runner: BlockRunner, watch: Stopwatch) -> None:
+    """``runner.finalize()``, timed as ``finalize`` (less the ``figures`` it marks)."""
+    with measuring(watch), stage("finalize"):
+        runner.finalize()
+
+
+def _summarized(runner: BlockRunner, blocks: list[int], started: float, watch: Stopwatch,
+                workers: int) -> RunResult:
+    """Record the run's timings (``blocks`` summed, wall time since ``started``) and the finished
+    store's fit status counts in it."""
+    wall = time.perf_counter() - started
+    t = timings.summed(runner.results.group, blocks, wall, watch.seconds, workers)
+    timings.store(runner.output, t)
+    result = record(runner.output, summarize(runner.output, wall))
+    result.timings = t
+    return result
 
 
 def log_directory(spec: RunSpec) -> Path:
@@ -57,7 +77,8 @@ def log_directory(spec: RunSpec) -> Path:
     return spec.job.slurm.log_directory or out.with_name(out.name + ".logs")
 
 
-def _on_workers(spec: RunSpec, blocks: list[int], execution: Execution, progress: bool) -> None:
+def _on_workers(spec: RunSpec, blocks: list[int], execution: Execution, progress: bool) -> int:
+    """Compute ``blocks`` on dask workers; returns the number of workers."""
     from distributed import as_completed
 
     from gpuproc.run.clusters import open_client
@@ -69,6 +90,7 @@ def _on_workers(spec: RunSpec, blocks: list[int], execution: Execution, progress
                 fut.result()
         finally:
             client.cancel(futures)
+        return max(1, len(client.scheduler_info().get("workers", {})))
 
 
 def _progress(items: Iterable, progress: bool, total: int | None = None) -> Iterable:
@@ -91,11 +113,14 @@ def run_task(spec: RunSpec, index: int, count: int, *, progress: bool = False) -
 
     Returns the blocks computed. Does not finalize.
     """
+    start = time.perf_counter()
     runner = spec.opener(spec.job, False)
+    runner.setup_s = time.perf_counter() - start  # recorded with its first block
     pending = set(runner.pending())
     mine = [b for b in task_blocks(runner.n_blocks, index, count) if b in pending]
-    for b in _progress(mine, progress):
-        runner.run_block(b)
+    with runner.overlapped(mine):
+        for b in _progress(mine, progress):
+            runner.run_block(b)
     return mine
 
 
@@ -105,7 +130,8 @@ def finalize_run(spec: RunSpec) -> RunResult:
     Returns
     -------
     RunResult
-        The results store with the run's ``summary`` (wall time: this step's).
+        The results store with the run's ``summary`` (wall time: this step's) and ``timings``
+        (the stages of every block, summed over the array's tasks, plus this step's).
 
     Raises
     ------
@@ -114,13 +140,15 @@ def finalize_run(spec: RunSpec) -> RunResult:
     TooManyFailedFits
         After finalizing, if more fits failed than ``[job] allow_failed_fraction``.
     """
-    started = time.monotonic()
-    runner: BlockRunner = spec.opener(spec.job, False)
+    started = time.perf_counter()
+    watch = Stopwatch()
+    with measuring(watch), stage("setup"):
+        runner: BlockRunner = spec.opener(spec.job, False)
     missing = runner.pending()
     if missing:
         raise RuntimeError(f"{runner.output}: {len(missing)} block(s) not written yet ({missing[:10]}...); "
                            "re-run the job (it resumes) or the failed array tasks before finalizing")
-    runner.finalize()
-    result = _summarized(runner.output, started)
+    _finalize(runner, watch)
+    result = _summarized(runner, list(range(runner.n_blocks)), started, watch, spec.job.slurm.array_size)
     release_array(spec)
     return check_failed_fraction(result, spec.job.job.allow_failed_fraction)

@@ -32,6 +32,7 @@ from gpuproc.run.executor import execute
 from gpuproc.run.oom import split_on_oom
 from gpuproc.run.settings import execution_of
 from gpuproc.run.summary import RunResult
+from gpuproc.run.timings import stage
 from gpuproc.waxs import broadening, derive, spot_checks, stats
 from gpuproc.waxs.integrate import CakeIntegrator
 from gpuproc.waxs.job import InputSection, WaxsJob, load_job
@@ -102,21 +103,27 @@ class WaxsBlocks(StoreBlocks):
         self.open_results(job, layout(self.ctx, self.scan), create)
         self._index = self.scan.frame_index()
 
-    def run_block(self, block: int) -> None:
-        """Integrate, fit and derive the frames of ``block``; write it and mark it done.
+    def read_block(self, block: int) -> tuple[np.ndarray, int, np.ndarray]:
+        """The frames of ``block`` (one consecutive range, whatever the scan order), read and
+        decoded: (position grid of each frame relative to the first, first frame, frames)."""
+        region = self.results.layout.block_region(block)
+        grid = self._index[region["y"], region.get("x", slice(None))]
+        k0, k1 = int(grid.min()), int(grid.max()) + 1
+        return grid - k0, k0, read_frames(self.scan, k0, k1, self.ctx.job.input.source)
+
+    def compute_block(self, block: int, data: tuple[np.ndarray, int, np.ndarray]) -> dict[str, np.ndarray]:
+        """Integrate, fit and derive the frames of ``block``: its results on the scan grid.
 
         On device out-of-memory the frames are processed in halves (with a warning).
         """
-        rows = self._index[self.results.layout.block_slice(block)]
-        k0, k1 = int(rows.min()), int(rows.max()) + 1
-        values = split_on_oom(self._frames, k0, k1, self._merge)
-        self.results.write_block(block, to_grid(values, rows - k0, self.results.layout))
+        grid, k0, frames = data
+        values = split_on_oom(lambda lo, hi: process_block(self.ctx, frames[lo - k0:hi - k0], slice(lo, hi)),
+                              k0, k0 + len(frames), self._merge)
+        with stage("derive"):
+            return to_grid(values, grid, self.results.layout)
 
     def finalize(self) -> None:
         finalize(self.ctx, self.scan, self.results)
-
-    def _frames(self, k0: int, k1: int) -> dict[str, np.ndarray]:
-        return process_block(self.ctx, np.asarray(self.scan.frames[k0:k1]), slice(k0, k1))
 
     def _merge(self, parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         """Consecutive frame ranges joined along the frame axis (after the reflection axis, if any)."""
@@ -144,6 +151,16 @@ def open_source(job: WaxsJob) -> Scan:
                          "carries its own)")
     return open_frames_scan(source, scan_shape=inp.scan_shape, scan_order=inp.scan_order or "row",
                             step_um=inp.step_um or (1.0, 1.0))
+
+
+def read_frames(scan: Scan, k0: int, k1: int, source: Any) -> np.ndarray:
+    """Frames ``k0:k1`` of ``scan`` as one NumPy array; OSError naming the frames and ``source``
+    when they cannot be read or decoded (a truncated file, a corrupt chunk)."""
+    try:
+        return np.asarray(scan.frames[k0:k1])
+    except Exception as exc:  # h5py, fabio, zarr and Blosc raise many kinds; all mean "unreadable"
+        raise OSError(f"[input] source {source}: cannot read frames {k0} to {k1 - 1}: "
+                      f"{type(exc).__name__}: {exc}") from exc
 
 
 def used_input(job: WaxsJob, scan: Scan) -> WaxsJob:
@@ -282,14 +299,18 @@ def layout(ctx: Context, scan: Scan) -> ResultLayout:
 def process_block(ctx: Context, frames: np.ndarray, frame_range: slice) -> dict[str, np.ndarray]:
     """Integrate, fit and derive consecutive frames; arrays in frame order (frame axis first, or
     second after the reflection axis)."""
-    signal, norm = ctx.integrator.integrate_sums(frames)
+    with stage("integrate"):
+        signal, norm = ctx.integrator.integrate_sums(frames)
     scale = None
     if ctx.monitor_scale is not None:
         scale = ctx.monitor_scale[frame_range].astype(np.float32)[:, None]
-    out = fit_reflections(ctx, signal, norm, scale)
-    out.update(derive_maps(ctx, out))
+    with stage("fit"):
+        out = fit_reflections(ctx, signal, norm, scale)
+    with stage("derive"):
+        out.update(derive_maps(ctx, out))
     if ctx.job.job.save_cakes:
-        out["cake"] = to_numpy(intensity_and_weight(signal, norm, None if scale is None else scale[..., None])[0])
+        with stage("integrate"):
+            out["cake"] = to_numpy(intensity_and_weight(signal, norm, None if scale is None else scale[..., None])[0])
     return out
 
 
@@ -498,7 +519,8 @@ def finalize(ctx: Context, scan: Scan, store: ResultStore) -> None:
     if ctx.job.job.figures is not None:  # drawn from the finished store, like `gpuproc report`
         from gpuproc.report.html import write_report
 
-        write_report(store.path, ctx.job.job.figures)
+        with stage("figures"):
+            write_report(store.path, ctx.job.job.figures)
     if ctx.job.job.nexus is not None:
         export_nexus(store.path, ctx.job.job.nexus)
 
