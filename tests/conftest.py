@@ -6,6 +6,15 @@ import pytest
 from realdata import realdata_path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _matrix_cache(tmp_path_factory):
+    """Integration matrices cached in the session's temporary folder, not the user's cache
+    (gpuproc.waxs.matrix_cache); worker processes the tests start inherit it."""
+    import os
+
+    os.environ.setdefault("GPUPROC_CACHE_DIR", str(tmp_path_factory.mktemp("gpuproc-cache")))
+
+
 def pytest_runtest_setup(item):
     """Before their fixtures: ``gpu`` tests skipped without CuPy or a device and failed with a
     broken CuPy (gpu_env.require_gpu); ``slurm`` tests skipped without a controller, failed under

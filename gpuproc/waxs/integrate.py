@@ -48,6 +48,7 @@ from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 from pyFAI.utils.mathutil import deg2rad
 
 from gpuproc.backend import get_xp, resolve_device
+from gpuproc.waxs import matrix_cache
 from gpuproc.waxs.invalid_pixels import DummyRule, dummy_rule, invalid_intervals
 from gpuproc.run.validate import check_geometry
 
@@ -250,12 +251,17 @@ class CakeIntegrator:
         self._static_u8 = self._static.view(np.uint8)
         if static_mask.all():
             raise ValueError("every detector pixel is masked (detector gaps, user mask, invalid dark/flat)")
-        engine = self._build_engine(static_mask, q_range, azimuth_range, split)
-        self.q = np.asarray(engine.bin_centers0, np.float64) * pyFAI.units.to_unit(unit).scale
-        self.azimuth = np.degrees(np.asarray(engine.bin_centers1, np.float64))
+        radial, azim = self._ranges(q_range, azimuth_range)
+        key = matrix_cache.fingerprint(
+            geometry=self.ai.get_config(), chi_disc_at_pi=bool(self.ai.chiDiscAtPi), shape=self.shape,
+            mask=np.packbits(static_mask), radial=radial, azimuth=azim, bins=(self.npt_q, self.npt_azimuth),
+            unit=unit, split=split, rules=(str(dummy), delta_dummy, saturation))
+        engine = matrix_cache.load_or_build(key, lambda: self._build_engine(static_mask, radial, azim, split))
+        self.q = np.asarray(engine.centers0, np.float64) * pyFAI.units.to_unit(unit).scale
+        self.azimuth = np.degrees(np.asarray(engine.centers1, np.float64))
 
         self.threads = self._thread_count(threads)
-        self._prepare_matrix(engine.lut, static_mask, norm_pixel)
+        self._prepare_matrix((engine.data, engine.indices, engine.indptr), static_mask, norm_pixel)
         self._dark = dark32.ravel()
         self._dark_dev = self._xp.asarray(self._dark)
         self._local = threading.local()  # per-thread work buffers (CPU)
@@ -313,32 +319,36 @@ class CakeIntegrator:
         static |= ~np.isfinite(norm_pixel) | (norm_pixel == 0) | ~np.isfinite(dark)
         return static
 
-    def _build_engine(
-        self,
-        mask: np.ndarray,
-        q_range: tuple[float, float],
-        azimuth_range: tuple[float, float],
-        split: str,
-    ) -> Any:
-        """pyFAI's 2D CSR integrator, with ranges converted exactly as ``integrate2d`` does."""
-        radial_unit = pyFAI.units.to_unit(self.unit)
-        radial = tuple(float(r) / radial_unit.scale for r in q_range)
+    def _ranges(self, q_range: tuple[float, float],
+                azimuth_range: tuple[float, float]) -> tuple[tuple[float, float], tuple[float, float]]:
+        """Radial range in pyFAI's internal unit and azimuth range in radians, converted exactly
+        as ``integrate2d`` does (which may move the geometry's chi discontinuity)."""
+        radial = tuple(float(r) / pyFAI.units.to_unit(self.unit).scale for r in q_range)
         disc = self.ai.chiDiscAtPi
         azim = tuple(deg2rad(float(a), disc) for a in azimuth_range)
         if azim[1] <= azim[0]:
             azim = (azim[0], azim[1] + 2 * np.pi)
         self.ai.check_chi_disc(azim)
-        return self.ai.setup_sparse_integrator(
+        return radial, azim
+
+    def _build_engine(self, mask: np.ndarray, radial: tuple[float, float], azim: tuple[float, float],
+                      split: str) -> matrix_cache.CachedMatrix:
+        """pyFAI's 2D CSR matrix and bin centres (the ranges from :meth:`_ranges`)."""
+        engine = self.ai.setup_sparse_integrator(
             self.shape,
             (self.npt_q, self.npt_azimuth),
             mask=mask.astype(np.int8),
             pos0_range=radial,
             pos1_range=azim,
-            unit=(radial_unit, pyFAI.units.CHI_DEG),
+            unit=(pyFAI.units.to_unit(self.unit), pyFAI.units.CHI_DEG),
             split=split,
             algo="CSR",
             scale=False,
         )
+        data, indices, indptr = engine.lut
+        return matrix_cache.CachedMatrix(np.asarray(data, np.float32), np.asarray(indices, np.int32),
+                                         np.asarray(indptr, np.int32), np.asarray(engine.bin_centers0, np.float64),
+                                         np.asarray(engine.bin_centers1, np.float64))
 
     def _thread_count(self, threads: int | None) -> int:
         """Worker threads for the CPU path (1 on the GPU)."""

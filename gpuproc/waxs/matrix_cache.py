@@ -1,0 +1,170 @@
+"""The integration matrix kept on disk between runs: built once per geometry, mask and bins.
+
+pyFAI's CSR pixel-splitting matrix takes seconds to build (13.6 s for an Eiger 16M) and is the
+same for every run of the same set-up, so :class:`gpuproc.waxs.integrate.CakeIntegrator` asks
+:func:`load_or_build` for it: a repeated or resumed run, a dask worker or an array task with the
+same set-up loads it instead of rebuilding it.
+
+Key (:func:`fingerprint`): the pyFAI geometry (``AzimuthalIntegrator.get_config()``: distance,
+PONI, rotations, wavelength, detector and its configuration), the chi discontinuity, the detector
+shape, the static mask (detector gaps, user mask, unusable dark/flat/normalisation pixels: its
+bytes hashed), the invalid-pixel rules, the bins (numbers and ranges), the units, the split mode,
+and the gpuproc and pyFAI versions. Any change gives another entry.
+
+Where: ``$GPUPROC_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/gpuproc``, else
+``~/.cache/gpuproc``: the user's own cache folder (subfolder ``csr/``, one ``<key>.npz`` per
+set-up, uncompressed). ``GPUPROC_CACHE_DIR=none`` turns the cache off. The folder holds at most
+``$GPUPROC_CACHE_MAX_GB`` (default 8) GB: the least recently used entries are removed beyond
+that. Entries are written to a temporary file and renamed, so concurrent runs never see a partial
+one; an entry that cannot be read, or whose checksum or shapes do not match, is rebuilt (with a
+warning) and replaced, never fatal. A folder that cannot be written only costs the rebuild.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+import zlib
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+ENV_DIR = "GPUPROC_CACHE_DIR"  #: cache folder; "none" turns the cache off
+ENV_MAX_GB = "GPUPROC_CACHE_MAX_GB"  #: size limit of the matrix cache, GB
+DEFAULT_MAX_GB = 8.0
+FORMAT = 1  #: layout of an entry; a change makes old entries unreadable (rebuilt)
+
+
+class CachedMatrix(NamedTuple):
+    """pyFAI's CSR matrix (``data``, ``indices``, ``indptr``: bins in pyFAI's q-major order) and
+    its bin centres (radial in pyFAI's internal unit, azimuth in radians)."""
+
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+    centers0: np.ndarray
+    centers1: np.ndarray
+
+
+def cache_dir() -> Path | None:
+    """The matrix cache folder (None: caching off)."""
+    given = os.environ.get(ENV_DIR)
+    if given is not None:
+        return None if given.strip().lower() in ("", "none", "off") else Path(given) / "csr"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "gpuproc" / "csr"
+
+
+def _version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def fingerprint(**parts: Any) -> str:
+    """Key of a set-up: SHA-256 of its parts (arrays by their dtype, shape and bytes), with the
+    gpuproc and pyFAI versions and the entry format."""
+    h = hashlib.sha256()
+    items = {**parts, "gpuproc": _version("gpuproc"), "pyfai": _version("pyfai"), "format": FORMAT}
+    for name in sorted(items):
+        value = items[name]
+        h.update(name.encode())
+        if isinstance(value, np.ndarray):
+            h.update(f"{value.dtype.str}{value.shape}".encode())
+            h.update(np.ascontiguousarray(value).tobytes())
+        else:
+            h.update(json.dumps(value, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:32]
+
+
+def load_or_build(key: str, build: Callable[[], CachedMatrix]) -> CachedMatrix:
+    """The cached matrix of ``key``, or ``build()`` it and store it.
+
+    Parameters
+    ----------
+    key : str
+        :func:`fingerprint` of the set-up.
+    build : callable
+        Builds the matrix (pyFAI); called only when no valid entry exists.
+    """
+    folder = cache_dir()
+    if folder is None:
+        return build()
+    path = folder / f"{key}.npz"
+    if path.exists():
+        try:
+            found = _load(path)
+        except Exception as exc:  # truncated, corrupt, another format: rebuild it
+            warnings.warn(f"integration matrix cache entry {path} is unreadable ({exc}); rebuilding it",
+                          RuntimeWarning, stacklevel=2)
+        else:
+            _touch(path)
+            return found
+    matrix = build()
+    _store(folder, path, matrix)
+    return matrix
+
+
+def _checksum(arrays: list[np.ndarray]) -> int:
+    crc = 0
+    for a in arrays:
+        crc = zlib.crc32(memoryview(np.ascontiguousarray(a)).cast("B"), crc)
+    return crc
+
+
+def _load(path: Path) -> CachedMatrix:
+    with np.load(path, allow_pickle=False) as z:
+        matrix = CachedMatrix(*(z[name] for name in CachedMatrix._fields))
+        crc = int(z["checksum"])
+    if crc != _checksum(list(matrix)):
+        raise ValueError("checksum mismatch")
+    n_bins = matrix.indptr.size - 1
+    if matrix.data.shape != matrix.indices.shape or int(matrix.indptr[-1]) != matrix.data.size or \
+            n_bins != matrix.centers0.size * matrix.centers1.size:
+        raise ValueError("inconsistent shapes")
+    return matrix
+
+
+def _store(folder: Path, path: Path, matrix: CachedMatrix) -> None:
+    """Write the entry atomically; a folder that cannot be written is only a warning."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **matrix._asdict(), checksum=np.uint32(_checksum(list(matrix))))
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        _evict(folder, keep=path)
+    except OSError as exc:
+        warnings.warn(f"cannot cache the integration matrix in {folder} ({exc}); the next run builds it again "
+                      f"(set {ENV_DIR} to a writable folder, or to 'none')", RuntimeWarning, stacklevel=3)
+
+
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
+def _evict(folder: Path, keep: Path) -> None:
+    """Remove the least recently used entries beyond the size limit (never ``keep``)."""
+    limit = float(os.environ.get(ENV_MAX_GB, DEFAULT_MAX_GB)) * 1e9
+    entries = sorted(folder.glob("*.npz"), key=lambda p: p.stat().st_mtime)
+    total = sum(p.stat().st_size for p in entries)
+    for p in entries:
+        if total <= limit:
+            break
+        if p != keep:
+            total -= p.stat().st_size
+            p.unlink(missing_ok=True)
