@@ -2,26 +2,26 @@
 a PONI file, and the same store's full read for comparison.
 
 Bytes read come from /proc/self/io (``rchar``: everything read through the kernel, cached or not);
-times are the median of repeated calls with the files in the page cache, plus the first call.
+the first call is reported apart (``setup_s``: cold caches), then benchmarks/common.py times one
+untimed warm-up and the median (min, max) of ``--repeats`` calls with the files in the page cache.
 
-Writes benchmarks/results/fingerprint_cpu.json.
+Writes benchmarks/results/fingerprint_cpu.json (refused on a busy machine; ``--force``: scratch).
 
-    python benchmarks/bench_fingerprint.py [--frames 2000] [--frame 512 512] [--repeat 5]
+    python benchmarks/bench_fingerprint.py [--frames 2000] [--frame 512 512] [--repeats 5] [--force]
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write  # noqa: E402
+from common import Session, add_arguments, measure, timed_setup  # noqa: E402
 
 from gpuproc.io.store import open_scan, write_scan  # noqa: E402
 from gpuproc.run.fingerprint import fingerprint  # noqa: E402
@@ -34,25 +34,20 @@ def _rchar() -> int:
     return 0
 
 
-def _measure(fn, repeat: int) -> dict[str, float]:
-    """Seconds of the first call and the median of ``repeat`` more, and bytes read by one call."""
-    t0, r0 = time.perf_counter(), _rchar()
-    fn()
-    first, read = time.perf_counter() - t0, _rchar() - r0
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return {"first_s": first, "median_s": statistics.median(times) if times else first, "bytes_read": read}
+def _measure(fn, repeat: int) -> dict[str, Any]:
+    """The first call (set-up: cold caches) and its bytes read, then :func:`common.measure` of ``fn``."""
+    r0 = _rchar()
+    _, first = timed_setup(fn)
+    read = _rchar() - r0
+    return {**(measure(fn, 1, repeat) if repeat else {}), "setup_s": first, "bytes_read": read}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=2000)
     ap.add_argument("--frame", type=int, nargs=2, default=(512, 512), metavar=("H", "W"))
-    ap.add_argument("--repeat", type=int, default=5)
-    args = ap.parse_args()
+    args = add_arguments(ap).parse_args()
+    session = Session("fingerprint_cpu", force=args.force)
     h, w = args.frame
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,13 +68,13 @@ def main() -> None:
         result = {
             "store": {"frames": args.frames, "frame_shape": [h, w], "dtype": "uint32", "bytes_on_disk": size,
                       "chunk_files": n_chunks},
-            "fingerprint_store": _measure(lambda: fingerprint(store), args.repeat),
-            "fingerprint_poni": _measure(lambda: fingerprint(poni), args.repeat),
+            "fingerprint_store": _measure(lambda: fingerprint(store), args.repeats),
+            "fingerprint_poni": _measure(lambda: fingerprint(poni), args.repeats),
             "read_whole_store": _measure(lambda: np.asarray(open_scan(store).frames.sum()), 0),
         }
     for k, v in result.items():
         print(k, v)
-    print("wrote", write("fingerprint_cpu", result))
+    session.write(result)
 
 
 if __name__ == "__main__":

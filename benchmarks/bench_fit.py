@@ -6,32 +6,34 @@ Problems (Poisson noise, seeded):
 The reference is scipy.optimize.curve_fit called once per fit with the analytic Jacobian, from
 the same starting values our automatic guess produces (so both solve the same problems).
 Ours runs on every CPU this process may use, and on the GPU when CuPy sees one (data already on
-the device, timed after a warm-up call). Writes benchmarks/results/fit_<device>.json.
+the device). Both sides are timed by benchmarks/common.py the same way: one-off set-up apart
+(our first call: library load or kernel build; the reference's first curve_fit), one untimed
+warm-up run each, then the median (min, max) of ``--repeats`` alternating runs; the reference
+fits a subset, so the ratio is per fit. Writes benchmarks/results/fit_<device>.json.
 
-    python benchmarks/bench_fit.py [--quick]
+    python benchmarks/bench_fit.py [--quick] [--repeats 5] [--force]
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.optimize import curve_fit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from common import write  # noqa: E402
+from common import Contender, add_arguments, compare, device_sessions, ratio, timed_setup  # noqa: E402
 from fit_problems import bragg_problem, pl_problem  # noqa: E402
 
-from gpuproc.backend import gpu_available  # noqa: E402
 from gpuproc.fit import fit, get_model  # noqa: E402
 
 
-def curve_fit_loop(model, x, y, p0):
-    """Per-fit scipy loop; returns fits/s and the parameters."""
+def curve_fit_loop(model, x: np.ndarray, y: np.ndarray, p0: np.ndarray) -> np.ndarray:
+    """Per-fit scipy loop from the starts ``p0``; the fitted parameters (NaN where it failed)."""
     xs = x.astype(np.float64)
 
     def f(_, *p):
@@ -41,81 +43,73 @@ def curve_fit_loop(model, x, y, p0):
         return model.jacobian(xs, np.asarray(p)[None])[0]
 
     out = np.empty((len(y), model.n_params))
-    t = time.perf_counter()
     for i in range(len(y)):
         try:
             out[i], _ = curve_fit(f, None, y[i].astype(np.float64), p0=p0[i].astype(np.float64), jac=jac,
                                   maxfev=2000)
         except RuntimeError:
             out[i] = np.nan
-    return len(y) / (time.perf_counter() - t), out
+    return out
 
 
-def timed_fit(model, y, x, device, repeats=3, **kw):
-    fit(model, y[: min(len(y), 256)], x, device=device, **kw)  # warm-up (kernel build on GPU)
-    best = np.inf
-    for _ in range(repeats):
-        t = time.perf_counter()
-        res = fit(model, y, x, device=device, **kw)
-        if device == "gpu":
-            import cupy
-
-            cupy.cuda.Device().synchronize()
-        best = min(best, time.perf_counter() - t)
-    return len(y) / best, res
-
-
-def bench(name, model, x, y, n_ref, device):
+def bench(name: str, model, x: np.ndarray, y: np.ndarray, n_ref: int, device: str, repeats: int) -> dict[str, Any]:
+    """Ours on all of ``y`` and the curve_fit loop on its first ``n_ref`` rows, timed alike."""
     xs = x if x.ndim == 2 else x[None]
     p0 = model.guess(xs, y[:n_ref], np.ones(y.shape[1], np.float32))
-    ref_rate, ref_p = curve_fit_loop(model, xs, y[:n_ref], p0)
+    sync = None
     if device == "gpu":
         import cupy
 
-        y_dev, x_dev = cupy.asarray(y), cupy.asarray(x)
-        rate, res = timed_fit(model, y_dev, x_dev, "gpu")
-        res = res.get()
+        y_in, x_in = cupy.asarray(y), cupy.asarray(x)
+        sync = cupy.cuda.Device().synchronize
     else:
-        rate, res = timed_fit(model, y, x, "cpu")
+        y_in, x_in = y, x
+    _, ours_setup = timed_setup(lambda: fit(model, y_in[: min(len(y), 256)], x_in, device=device))
+    _, ref_setup = timed_setup(lambda: curve_fit_loop(model, xs, y[:1], p0[:1]))
+    ours = Contender("ours", lambda: fit(model, y_in, x_in, device=device), len(y), ours_setup, sync)
+    ref = Contender("curve_fit_loop", lambda: curve_fit_loop(model, xs, y[:n_ref], p0), n_ref, ref_setup)
+    timing = compare([ours, ref], repeats)
+    res, ref_p = ours.last.get(), ref.last
     ok = np.isfinite(ref_p).all(axis=1) & res.ok[:n_ref]
     dev_sigma = np.abs(res.params[:n_ref][ok] - ref_p[ok]) / np.where(res.errors[:n_ref][ok] > 0,
                                                                       res.errors[:n_ref][ok], 1)
+    speed = ratio(timing["ours"], timing["curve_fit_loop"])
     row = {
         "problem": name,
         "device": device,
-        "n_fits": int(len(y)),
         "n_points": int(y.shape[1]),
         "n_params": model.n_params,
-        "fits_per_s": rate,
+        "ours": timing["ours"],
+        "curve_fit_loop": timing["curve_fit_loop"],
+        "fits_per_s": timing["ours"]["items_per_s"],
         "converged_fraction": float(np.mean(res.ok)),
         "median_iterations": float(np.median(res.n_iter)),
-        "curve_fit_loop": {"n_fits": n_ref, "fits_per_s": ref_rate},
-        "speedup_vs_curve_fit": rate / ref_rate,
+        "speedup_vs_curve_fit": speed,
         "max_param_difference_vs_curve_fit_in_sigma": float(np.nanmax(dev_sigma)) if ok.any() else None,
     }
-    print(f"{name:6s} {device}: {rate:12.0f} fits/s   curve_fit loop: {ref_rate:8.0f} fits/s   "
-          f"ratio {rate / ref_rate:8.1f}x   (max |diff| {row['max_param_difference_vs_curve_fit_in_sigma']:.3f} sigma)")
+    print(f"{name:6s} {device}: {timing['ours']['items_per_s']:12.0f} fits/s   curve_fit loop: "
+          f"{timing['curve_fit_loop']['items_per_s']:8.0f} fits/s   ratio {speed['median']:6.1f}x "
+          f"({speed['low']:.1f}-{speed['high']:.1f})   max |diff| {row['max_param_difference_vs_curve_fit_in_sigma']:.3f}"
+          " sigma", flush=True)
     return row
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
-    args = ap.parse_args()
+    args = add_arguments(ap).parse_args()
+    sessions = device_sessions("fit", args.force, args.quick)
     rng = np.random.default_rng(2026)
-    devices = ["cpu"] + (["gpu"] if gpu_available() else [])
     scale = 0.05 if args.quick else 1.0
-    rows = []
-    for device in devices:
+    for device, session in sessions.items():
         n_pl = int((2_000_000 if device == "gpu" else 40_000) * scale)
         n_br = int((500_000 if device == "gpu" else 10_000) * scale)
         x, y, _ = pl_problem(rng, n_pl, n_points=1024)
-        rows.append(bench("PL", get_model("gauss1d"), x, y, max(int(400 * scale), 20), device))
+        rows = [bench("PL", get_model("gauss1d"), x, y, max(int(400 * scale), 20), device, args.repeats)]
         (q, phi), y, _ = bragg_problem(rng, n_br, phi_center=0.0)
         rows.append(bench("Bragg", get_model("gauss2d_polar"), np.stack([q, phi]), y, max(int(150 * scale), 10),
-                          device))
-        if not args.quick:
-            print("wrote", write(f"fit_{device}", {"benchmark": "bench_fit.py", "results": rows[-2:]}))
+                          device, args.repeats))
+        session.write({"benchmark": "bench_fit.py", "results": rows})
 
 
 if __name__ == "__main__":

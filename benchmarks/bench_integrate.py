@@ -4,37 +4,36 @@ Both sides use the same method (bbox splitting, CSR), corrections (solid angle, 
 dark, flat, mask) and bins; the CSR set-up time is reported separately and not counted in the
 rates. Writes ``benchmarks/results/integrate_cpu.json``.
 
-Each side runs ``--repeats`` times, alternating, on the same frames after a warm-up; medians of
-wall and CPU time (getrusage, all threads) are reported, with the load average before and after
-(the machine may be shared). Also records the floor: matrix non-zeros, bytes per frame and a bare
-scipy product on prepared data.
+Both are timed by benchmarks/common.py alike: set-up apart, one untimed warm-up run each, then
+``--repeats`` alternating runs on the same frames; median (min, max) wall time and the median
+CPU time (getrusage, all threads) are reported, with the load record (no results on a busy
+machine; ``--force`` writes a development run to a scratch folder). Also records the floor:
+matrix non-zeros, bytes per frame and a bare scipy product on prepared data.
 
-Usage: ``python benchmarks/bench_integrate.py [--frames 64] [--batch 16] [--threads N] [--repeats 5]``
+Usage: ``python benchmarks/bench_integrate.py [--frames 64] [--batch 16] [--threads N] [--repeats 5] [--force]``
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
-import platform
 import resource
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import pyFAI
 import pyFAI.detectors
-import scipy
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
-from gpuproc.waxs.integrate import CakeIntegrator
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import Contender, Session, add_arguments, compare, measure, ratio, timed_setup  # noqa: E402
+
+from gpuproc.waxs.integrate import CakeIntegrator  # noqa: E402
 
 SHAPE = (1024, 1024)
 NPT_Q, NPT_AZ = 500, 360
 Q_RANGE = (0.5, 3.0)  # A^-1
-RESULT = Path(__file__).parent / "results" / "integrate_cpu.json"
 
 
 def make_setup(n_frames: int, seed: int = 0):
@@ -57,10 +56,15 @@ def _cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _timed(fn) -> tuple[float, float]:
-    w, c = time.perf_counter(), _cpu_s()
-    fn()
-    return time.perf_counter() - w, _cpu_s() - c
+def with_cpu(fn) -> Callable[[], float]:
+    """``fn`` as a contender's run that returns the CPU seconds it used (all threads)."""
+
+    def run() -> float:
+        c = _cpu_s()
+        fn()
+        return _cpu_s() - c
+
+    return run
 
 
 def make_ours(ai, mask, dark, flat, batch: int, threads: int | None) -> tuple[CakeIntegrator, float]:
@@ -87,68 +91,36 @@ def floor(ci: CakeIntegrator, frames, repeats: int) -> dict:
     m = ci._host
     n = ci.block_frames
     x = np.random.default_rng(0).random((m.shape[1], n), dtype=np.float32)
-    walls = [_timed(lambda: m @ x)[0] for _ in range(repeats)]
+    product = measure(lambda: m @ x, n, repeats)
     return {
         "nnz": int(m.nnz),
         "nnz_per_pixel": m.nnz / m.shape[1],
         "frame_bytes": int(frames[0].nbytes),
         "matrix_bytes": int(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes),
-        "bare_scipy_product_ms_per_frame": 1e3 * float(np.median(walls)) / n,
+        "bare_scipy_product_ms_per_frame": product["per_item_ms"],
         "bare_scipy_product_block": n,
     }
 
 
 def run(ai, mask, dark, flat, frames, batch: int, threads: int | None, repeats: int) -> dict:
-    """Alternate ours and pyFAI ``repeats`` times on the same frames (fair under varying load)."""
+    """Ours and pyFAI timed alike (common.compare): set-up apart, one warm-up run each, then
+    ``repeats`` alternating runs on the same frames; wall and CPU seconds per run."""
     ci, ours_setup = make_ours(ai, mask, dark, flat, batch, threads)
     kw = pyfai_kwargs(mask, dark, flat)
-    t0 = time.perf_counter()
-    ai.integrate2d(frames[0], NPT_Q, NPT_AZ, **kw)  # builds and caches pyFAI's CSR matrix
-    pyfai_setup = time.perf_counter() - t0
-    ci.integrate(frames[: 2 * batch])  # warm-up: thread pool, work buffers, pattern cache
-    for frame in frames[:3]:
-        ai.integrate2d(frame, NPT_Q, NPT_AZ, **kw)  # warm-up
-    ours, ref = [], []
-    for _ in range(repeats):
-        ours.append(_timed(lambda: ci.integrate(frames)))
-        ref.append(_timed(lambda: [ai.integrate2d(f, NPT_Q, NPT_AZ, **kw) for f in frames]))
+    _, pyfai_setup = timed_setup(lambda: ai.integrate2d(frames[0], NPT_Q, NPT_AZ, **kw))  # builds its CSR matrix
     n = len(frames)
-
-    def summary(times, setup_s, **extra) -> dict:
-        wall = np.array([t[0] for t in times])
-        cpu = np.array([t[1] for t in times])
-        return {
-            "setup_s": setup_s,
-            "wall_s_per_run": wall.tolist(),
-            "cpu_s_per_run": cpu.tolist(),
-            "median_wall_ms_per_frame": 1e3 * float(np.median(wall)) / n,
-            "median_cpu_ms_per_frame": 1e3 * float(np.median(cpu)) / n,
-            "frames_per_s": n / float(np.median(wall)),
-            "best_frames_per_s": n / float(wall.min()),
-            **extra,
-        }
-
+    ours = Contender("ours", with_cpu(lambda: ci.integrate(frames)), n, ours_setup, after=float)
+    ref = Contender("pyfai", with_cpu(lambda: [ai.integrate2d(f, NPT_Q, NPT_AZ, **kw) for f in frames]), n,
+                    pyfai_setup, after=float)
+    timing = compare([ours, ref], repeats)
+    for row in timing.values():
+        cpu = row.pop("per_run")
+        row["cpu_s_per_run"] = cpu
+        row["median_cpu_ms_per_frame"] = 1e3 * float(np.median(cpu)) / n
     from gpuproc.waxs.integrate import _kernels
 
-    return {
-        "ours": summary(ours, ours_setup, batch=batch, threads=ci.threads, compiled_kernels=_kernels() is not None),
-        "pyfai": summary(ref, pyfai_setup),
-        "floor": floor(ci, frames, repeats),
-    }
-
-
-def machine_info() -> dict:
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "load_average_at_end": os.getloadavg(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "pyFAI": pyFAI.version,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
+    timing["ours"].update(batch=batch, threads=ci.threads, compiled_kernels=_kernels() is not None)
+    return {**timing, "floor": floor(ci, frames, repeats)}
 
 
 def main() -> None:
@@ -156,35 +128,30 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=64)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+    args = add_arguments(parser).parse_args()
+    session = Session("integrate_cpu", force=args.force)
     ai, mask, dark, flat, frames = make_setup(args.frames)
-    load_before = os.getloadavg()
     res = run(ai, mask, dark, flat, frames, args.batch, args.threads, args.repeats)
     ours, ref = res["ours"], res["pyfai"]
     result = {
         "question": "CPU frames/s caking 1024x1024 uint32 frames, 500 q x 360 azimuth bins, bbox CSR",
-        "command": "python benchmarks/bench_integrate.py " + " ".join(
-            f"--{k} {v}" for k, v in vars(args).items() if v is not None),
         "n_frames": args.frames,
         "detector_shape": SHAPE,
         "bins": [NPT_AZ, NPT_Q],
         "ours_batched_csr": ours,
         "pyfai_integrate2d_per_frame": ref,
-        "speedup_median_wall": ours["frames_per_s"] / ref["frames_per_s"],
-        "speedup_best_wall": ours["best_frames_per_s"] / ref["best_frames_per_s"],
+        "speedup": ratio(ours, ref),
         "cpu_time_ratio": ref["median_cpu_ms_per_frame"] / ours["median_cpu_ms_per_frame"],
         "floor": res["floor"],
-        "machine": {**machine_info(), "load_average_at_start": load_before},
     }
     for name, r in (("ours ", ours), ("pyFAI", ref)):
-        print(f"{name}: {r['frames_per_s']:.1f} frames/s median (best {r['best_frames_per_s']:.1f}); "
-              f"{r['median_wall_ms_per_frame']:.2f} ms wall, {r['median_cpu_ms_per_frame']:.2f} ms CPU per frame")
-    print(f"ratio: {result['speedup_median_wall']:.2f}x median wall, {result['speedup_best_wall']:.2f}x best wall, "
+        print(f"{name}: {r['items_per_s']:.1f} frames/s median ({r['per_item_ms']['min']:.2f}-"
+              f"{r['per_item_ms']['max']:.2f} ms); {r['per_item_ms']['median']:.2f} ms wall, "
+              f"{r['median_cpu_ms_per_frame']:.2f} ms CPU per frame; set-up {r['setup_s']:.2f} s")
+    sp = result["speedup"]
+    print(f"ratio: {sp['median']:.2f}x median ({sp['low']:.2f}-{sp['high']:.2f}), "
           f"{result['cpu_time_ratio']:.2f}x CPU time")
-    print(f"load average: start {load_before}, end {os.getloadavg()}")
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    RESULT.write_text(json.dumps(result, indent=2) + "\n")
+    session.write(result)
 
 
 if __name__ == "__main__":

@@ -213,6 +213,18 @@ class Session:
         return path
 
 
+def device_sessions(stem: str, force: bool, quick: bool = False) -> dict[str, Session]:
+    """A :class:`Session` per device to measure: ``"cpu"``, and ``"gpu"`` when CuPy sees one.
+
+    Results are ``<stem>_<device>.json`` (``_quick`` added for a smoke run, which is always
+    written as a forced, development run).
+    """
+    from gpuproc.backend import gpu_available
+
+    devices = ["cpu"] + (["gpu"] if gpu_available() else [])
+    return {d: Session(f"{stem}_{d}" + ("_quick" if quick else ""), force=force or quick) for d in devices}
+
+
 def _json_default(value: Any) -> Any:
     import numpy as np
 
@@ -263,14 +275,14 @@ class Contender:
 
     name: str
     run: Callable[[], Any]
-    items: int
+    items: float
     setup_s: float | None = None
     sync: Callable[[], None] | None = None
     after: Callable[[Any], Any] | None = None
     last: Any = None
 
 
-def summarize(times: list[float], items: int) -> dict[str, Any]:
+def summarize(times: list[float], items: float) -> dict[str, Any]:
     """Median, min and max of run times (s) and per-item times (ms), and items/s at the median."""
     med = statistics.median(times)
     return {
@@ -286,7 +298,9 @@ def summarize(times: list[float], items: int) -> dict[str, Any]:
 
 def measure(fn: Callable[[], Any], items: float, repeats: int = REPEATS, warmup: int = 1) -> dict[str, Any]:
     """One contender alone: ``warmup`` untimed calls, then :func:`summarize` of ``repeats`` timed ones."""
-    return compare([Contender("one", fn, items)], repeats, warmup)["one"]
+    row = compare([Contender("one", fn, items)], repeats, warmup)["one"]
+    del row["setup_s"]
+    return row
 
 
 def compare(contenders: list[Contender], repeats: int = REPEATS, warmup: int = 1) -> dict[str, dict[str, Any]]:
