@@ -115,14 +115,22 @@ def nvrtc_options(kdir: Path) -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=None)
 def cuda_kernel(source: str, name_expression: str) -> Any:
-    """Compile (once per process; CuPy also caches on disk) one kernel from a source in kernels/."""
+    """Compile (once per process; CuPy also caches on disk) one kernel from a source in kernels/
+    (or at an absolute path: a user model's generated source, which includes kernels/ files).
+    A source that does not compile raises gpuproc.fit.compile_cpu.CompileError (NVRTC's first
+    error as file:line, then its log)."""
     cupy = _cupy_status()[0]
     if cupy is None:
         raise BackendError(_cupy_status()[1])
     kdir = kernel_dir()
-    module = cupy.RawModule(
-        code=(kdir / source).read_text(),
-        options=nvrtc_options(kdir),
-        name_expressions=(name_expression,),
-    )
-    return module.get_function(name_expression)
+    try:  # CuPy compiles in RawModule() or, in newer versions, in get_function()
+        module = cupy.RawModule(
+            code=(kdir / source).read_text(),
+            options=nvrtc_options(kdir),
+            name_expressions=(name_expression,),
+        )
+        return module.get_function(name_expression)
+    except cupy.cuda.compiler.CompileException as exc:
+        from gpuproc.fit.compile_cpu import CompileError  # gpuproc.fit imports this module
+
+        raise CompileError(f"{Path(source).name} ({name_expression}) with NVRTC", str(exc)) from None

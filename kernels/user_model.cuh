@@ -19,7 +19,14 @@ struct UserModel {
     static constexpr int NPOS = NPOS_;
 
     // Value at coordinates x[NDIM]; writes df/dp into g[NP] (one forward pass with Dual<NP>).
+    // On the host everything it calls is inlined (flatten): the dual arithmetic then reduces to
+    // the few nonzero derivative terms and the accumulator's point loop vectorises as for a
+    // built-in model (without it gcc calls eval per point: 10-15x slower).
+#if defined(__CUDACC__)
     GP_HD static float eval(const float* x, const float* p, float* g) {
+#else
+    __attribute__((always_inline, flatten)) inline static float eval(const float* x, const float* p, float* g) {
+#endif
         Dual<NP> q[NP];
 #pragma unroll
         for (int i = 0; i < NP; ++i) q[i] = Dual<NP>::variable(p[i], i);

@@ -193,3 +193,23 @@ def test_a_broken_header_gives_nvrtcs_message_with_file_and_line():
         compile_kernels(Path(m.kernel_source), [gpu.kernel_name(m, "lsq")], "sm_90", include_dir=kernel_dir())
     head = first_error(str(err.value), prefer_file=str(BROKEN))
     assert head.startswith(f"{BROKEN}:5: error:") and "offset" in head, head
+
+
+def test_cuda_kernel_reports_nvrtc_errors_with_file_and_line(monkeypatch):
+    """backend.cuda_kernel turns CuPy's CompileException (NVRTC's log) into a CompileError."""
+    from types import SimpleNamespace
+
+    from gpuproc import backend
+
+    class CompileException(Exception):
+        pass
+
+    def raw_module(**kw):
+        raise CompileException(f'{BROKEN}(5): error: identifier "offset" is undefined\n\n1 error detected')
+
+    fake = SimpleNamespace(RawModule=raw_module, cuda=SimpleNamespace(compiler=SimpleNamespace(
+        CompileException=CompileException)))
+    monkeypatch.setattr(backend, "_cupy_status", lambda: (fake, ""))
+    with pytest.raises(CompileError) as err:
+        backend.cuda_kernel.__wrapped__(broken_model().kernel_source, "gp_fit_kernel<X, LeastSquares>")
+    assert str(err.value).startswith(f'{BROKEN}:5: error: identifier "offset" is undefined'), str(err.value)

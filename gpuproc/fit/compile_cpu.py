@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -83,10 +84,18 @@ def compiler() -> tuple[str, str]:
     return cxx, proc.stdout.splitlines()[0] if proc.stdout else ""
 
 
+#: gcc only inlines a large function (a model's dual-number value function, whose Dual<NP>
+#: temporaries make a big stack frame before they are scalarised) into one that asks with
+#: ``flatten`` (kernels/user_model.cuh) within these limits; the defaults leave a call per point
+GCC_INLINE_PARAMS = ("--param", "large-stack-frame-growth=100000", "--param", "max-inline-insns-single=100000")
+
+
 def flags() -> list[str]:
-    """Compiler flags: those of the installed CPU kernels, for this machine's CPU, position independent."""
+    """Compiler flags: those of the installed CPU kernels, for this machine's CPU, position
+    independent, and with gcc the inlining limits of :data:`GCC_INLINE_PARAMS`."""
     native = ["-march=native"] if platform.machine().lower() in ("x86_64", "amd64") else []
-    return [*CXX_FLAGS, *native, "-shared", "-fPIC"]
+    inline = [] if "clang" in compiler()[1].lower() else list(GCC_INLINE_PARAMS)
+    return [*CXX_FLAGS, *native, *inline, "-shared", "-fPIC"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -141,19 +150,29 @@ def build_library(source: str, stem: str, include_dirs: Iterable[Path], what: st
     key = source_hash(source)[:20]
     folder = cache_dir()
     lib = folder / f"{stem}-{key}.so"
-    if lib.is_file():
-        return lib
-    src = folder / f"{stem}-{key}.cpp"
-    src.write_text(source)
-    fd, tmp = tempfile.mkstemp(prefix=f".{stem}-", suffix=".so", dir=folder)
-    os.close(fd)
-    cmd = [compiler()[0], *flags(), *(f"-I{d}" for d in include_dirs), "-o", tmp, str(src)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise CompileError(what, proc.stderr or proc.stdout, prefer_file)
-        os.replace(tmp, lib)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with _BUILDING:  # threads of one process build once; processes race safely (own temp files)
+        if lib.is_file():
+            return lib
+        tmp = {ext: _temp_file(folder, stem, ext) for ext in (".cpp", ".so")}
+        try:
+            Path(tmp[".cpp"]).write_text(source)
+            cmd = [compiler()[0], *flags(), *(f"-I{d}" for d in include_dirs), "-o", tmp[".so"], tmp[".cpp"]]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise CompileError(what, proc.stderr or proc.stdout, prefer_file)
+            os.replace(tmp[".cpp"], lib.with_suffix(".cpp"))  # kept beside the library, for reading
+            os.replace(tmp[".so"], lib)
+        finally:
+            for path in tmp.values():
+                if os.path.exists(path):
+                    os.unlink(path)
     return lib
+
+
+_BUILDING = threading.Lock()
+
+
+def _temp_file(folder: Path, stem: str, suffix: str) -> str:
+    fd, path = tempfile.mkstemp(prefix=f".{stem}-", suffix=suffix, dir=folder)
+    os.close(fd)
+    return path
