@@ -229,18 +229,23 @@ def test_resolve_cmap_bad_is_transparent_when_asked():
     assert resolve_cmap("batlow", bad="none").get_bad()[3] == 0
 
 
-def test_waxs_store_figures_units_and_orientation(captured, tmp_path):
+def _bench():
+    """benchmarks/bench_figures.py as a module (its synthetic results stores)."""
     import importlib.util
-
-    import zarr
-
-    from gpuproc.waxs.figures import shown_units, write_figures
 
     spec = importlib.util.spec_from_file_location("bench_figures", Path(__file__).resolve().parents[1]
                                                   / "benchmarks" / "bench_figures.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    group = zarr.open_group(bench.waxs_store(tmp_path / "w.zarr", shape=(6, 8)), mode="r")
+    return bench
+
+
+def test_waxs_store_figures_units_and_orientation(captured, tmp_path):
+    import zarr
+
+    from gpuproc.waxs.figures import shown_units, write_figures
+
+    group = zarr.open_group(_bench().waxs_store(tmp_path / "w.zarr", shape=(6, 8)), mode="r")
     paths = write_figures(group, tmp_path / "figs")
     figs = dict(zip((p.name for p in paths), captured))
 
@@ -253,6 +258,25 @@ def test_waxs_store_figures_units_and_orientation(captured, tmp_path):
     assert (orientation.norm.vmin + orientation.norm.vmax) / 2 == pytest.approx(178.0, abs=0.5)
     np.testing.assert_allclose(shown_units(np.array([np.pi]), "rad")[0], [180.0])
     assert shown_units(np.array([0.02]), "1")[1] == "%" and shown_units(np.array([1.0]), "degree")[1] == "degree"
+
+
+def test_waxs_store_with_no_pixel_fitted_says_so(captured, tmp_path):
+    import zarr
+
+    from gpuproc.fit import Status
+    from gpuproc.io.results import consolidate
+    from gpuproc.waxs.figures import MAP_STYLE, write_figures
+
+    group = zarr.open_group(_bench().waxs_store(tmp_path / "w.zarr", shape=(6, 8)), mode="r+")
+    for name in (*MAP_STYLE, "q0", "fwhm_q", "phi0", "fwhm_phi"):
+        group[name][...] = np.nan
+    group["fit_status"][...] = Status.SINGULAR
+    consolidate(tmp_path / "w.zarr")
+    paths = write_figures(zarr.open_group(tmp_path / "w.zarr", mode="r"), tmp_path / "figs")
+    figs = dict(zip((p.name for p in paths), captured))
+    for name in ("maps.png", "williamson_hall.png"):
+        assert any(t.get_text().startswith("no ") and "fitted" in t.get_text() for t in figs[name].texts)
+    assert "correlations.png" not in figs and {"mean_cake.png", "detector_image.png"} <= set(figs)
 
 
 def test_timeseries_shows_the_fitted_response_and_tau(captured, tmp_path):

@@ -56,6 +56,8 @@ def write_figures(group: Any, out: str | Path) -> list[Path]:
             limits = {"vmin": lo, "vmax": hi}
         paths.append(plot_map(values, step, out / f"map_{name}.png", title=title, units=units, cmap=cmap,
                               coords=coords, **limits))
+    if not paths:
+        paths.append(plot_no_data(out / "maps.png", "WAXS maps", "no pixel fitted"))
     stats = json.loads(group.attrs.get("statistics", "{}"))
     config = json.loads(group.attrs["config"])
     refl = config["reflections"]
