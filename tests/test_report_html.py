@@ -13,6 +13,7 @@ import pytest
 import zarr
 from click.testing import CliRunner
 from matplotlib.image import imread
+from test_figures_defects import _bench
 
 from gpuproc.cli import main
 from gpuproc.io.results import consolidate
@@ -97,18 +98,21 @@ def _copy_with_attrs(results, folder, **attrs):
     return copy
 
 
-def test_report_timings_table_and_not_recorded(waxs_results, tmp_path):
-    stages = {"setup": 0.5, "read": 1.25, "integrate": 2.0, "fit": 3.0, "derive": 0.25, "write": 0.5,
-              "finalize": 0.75, "figures": 1.75}
-    timings = {"stages_s": stages, "wall_s": 10.0, "blocks": 4, "items": 20, "unit": "frames"}
-    page, _ = _report(_copy_with_attrs(waxs_results, tmp_path, timings=json.dumps(timings)), tmp_path / "rep")
+def test_report_timings_table_and_not_recorded(tmp_path):
+    store = _bench().waxs_store(tmp_path / "w.zarr", shape=(4, 5))
+    stages = {"setup": 0.5, "read": 1.25, "integrate": 2.0, "preprocess": 0.0, "fit": 3.0, "derive": 0.25,
+              "write": 0.5, "finalize": 0.75, "figures": 1.75}
+    timings = {"stages_s": dict(reversed(stages.items())), "wall_s": 10.0, "blocks": 4, "items": 20, "unit": "s",
+               "background_s": {"read": 1.5}, "workers": 1}  # as gpuproc.run.timings stores it
+    page, _ = _report(_copy_with_attrs(store, tmp_path, timings=timings), tmp_path / "rep")
     table = page.split("<h2>Timings</h2>", 1)[1].split("<h2>", 1)[0]
-    rows = re.findall(r'<tr><td class="l">(\w+)</td><td class="">([^<]+)</td><td class="">([^<]+)</td></tr>', table)
-    assert [r[0] for r in rows] == [*stages, "wall"]  # every stage, in the order they run
-    assert {r[0]: float(r[1]) for r in rows} == {**stages, "wall": 10.0}
+    rows = re.findall(r'<tr><td class="l">([\w ()]+)</td><td class="">([^<]+)</td><td class="">([^<]+)</td></tr>',
+                      table)
+    assert [r[0] for r in rows] == [*stages, "read (background)", "wall"]  # in the order the stages run
+    assert {r[0]: float(r[1]) for r in rows} == {**stages, "read (background)": 1.5, "wall": 10.0}
     assert float(dict((r[0], r[2]) for r in rows)["fit"]) == pytest.approx(30.0)  # % of the wall time
-    assert "4 blocks" in table and "2 frames/s" in table
+    assert "4 blocks" in table and "20 frames, 2 per s" in table
 
     (tmp_path / "old").mkdir()
-    page, _ = _report(_copy_with_attrs(waxs_results, tmp_path / "old", timings=None), tmp_path / "old" / "rep")
+    page, _ = _report(_copy_with_attrs(store, tmp_path / "old", timings=None), tmp_path / "old" / "rep")
     assert "timings not recorded" in page.split("<h2>Timings</h2>", 1)[1].split("<h2>", 1)[0]

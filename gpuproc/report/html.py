@@ -181,25 +181,33 @@ def _run_summary(attrs: dict[str, Any]) -> str:
                                           for k, v in data.items()))
 
 
-#: the stages a run records in ``attrs["timings"]["stages_s"]``, in the order they run
-STAGES = ("setup", "read", "integrate", "fit", "derive", "write", "finalize", "figures")
+#: the stages a run records in ``attrs["timings"]["stages_s"]`` (gpuproc.run.timings), in the order they run
+STAGES = ("setup", "read", "integrate", "preprocess", "fit", "derive", "write", "finalize", "figures")
+ITEMS = {"waxs": "frames", "pl": "spectra"}  #: what a run's ``items`` count
 
 
 def _timings(attrs: dict[str, Any]) -> str:
-    """Seconds per stage (with its share of the wall time), wall time and throughput of the run,
-    from the ``timings`` attribute; a note for stores written before runs recorded it."""
+    """Seconds per stage (with its share of the wall time), the work done in background threads,
+    wall time and throughput, from the ``timings`` attribute; a note when there is none."""
     timings = attrs.get("timings")
     if not timings:
-        return "<p>Per-stage timings not recorded (runs record them in the attribute <code>timings</code>).</p>"
+        return ("<p>Per-stage timings not recorded (a run records them as it returns, after writing its "
+                "own report: <code>gpuproc report</code> shows them).</p>")
     data = json.loads(timings) if isinstance(timings, str) else dict(timings)
     stages = dict(data.get("stages_s") or {})
     wall = float(data.get("wall_s", np.nan))
+
+    def share(seconds: float) -> float:
+        return 100.0 * seconds / wall if wall > 0 else np.nan
+
     names = [s for s in STAGES if s in stages] + sorted(set(stages) - set(STAGES))
-    rows = [(s, float(stages[s]), 100.0 * float(stages[s]) / wall if wall > 0 else np.nan) for s in names]
-    rows.append(("wall", wall, 100.0 if wall > 0 else np.nan))
-    items, unit = data.get("items"), data.get("unit", "items")
+    rows = [(s, float(stages[s]), share(float(stages[s]))) for s in names]
+    rows += [(f"{s} (background)", float(v), share(float(v))) for s, v in (data.get("background_s") or {}).items()]
+    rows.append(("wall", wall, share(wall)))
+    items, what = data.get("items"), ITEMS.get(attrs.get("gpuproc_results", ""), "items")
     notes = [f"{data['blocks']} blocks" if "blocks" in data else "",
-             f"{items} {unit}, {float(items) / wall:.4g} {unit}/s" if items and wall > 0 else ""]
+             f"{items} {what}, {float(items) / wall:.4g} per s" if items and wall > 0 else "",
+             f"{data['workers']} workers" if data.get("workers", 1) > 1 else ""]
     note = ", ".join(n for n in notes if n)
     return _table(["stage", "time (s)", "% of wall"], rows) + (f"<p>{html.escape(note)}</p>" if note else "")
 
