@@ -32,12 +32,6 @@ def broken_model():
     return UserModel("broken", BROKEN, "broken", ("center", "amplitude"), ("x",), {"center": "x"})
 
 
-@pytest.fixture(autouse=True)
-def own_cache(tmp_path_factory, monkeypatch):
-    """Every test module builds into a cache of its own (the first test compiles, the rest reuse)."""
-    monkeypatch.setenv("GPUPROC_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "gpuproc-cache"))
-
-
 def assert_same_fits(ours, theirs):
     """The same answers to float32 tolerance: same statuses; where converged, parameters equal in
     the median to 1e-3 standard errors and everywhere within 0.05 (float32 sums of J^T W J with
@@ -122,7 +116,14 @@ def test_libraries_are_cached_by_source_hash(tmp_path):
     assert Path(changed.cpu_library()) != first
     x = np.linspace(0.0, 1.0, 8)[None]
     np.testing.assert_allclose(changed.evaluate(x, np.array([[0.0, 0.5, 1.0, 0.0, 1.0]]))[0], 2 * x[0], rtol=1e-6)
-    assert first.parent == Path(os.environ["GPUPROC_CACHE_DIR"])
+    assert first.parent == Path(os.environ["GPUPROC_CACHE_DIR"]) / "kernels"  # the session's (conftest)
+
+
+def test_with_caching_off_libraries_are_built_per_process(monkeypatch):
+    monkeypatch.setenv("GPUPROC_CACHE_DIR", "none")
+    user_model._cpu_library.cache_clear()
+    path = Path(registered.gauss_linear.cpu_library())
+    assert path.is_file() and path.parent.name.startswith("gpuproc-kernels-")
 
 
 def test_a_broken_header_gives_the_compilers_message_with_file_and_line():

@@ -1,8 +1,8 @@
 """Run-time builds of C++ kernels for the CPU path: the system C++ compiler, a shared library
 cached by the hash of everything that goes into it, and compiler errors that name file and line.
 
-The cache is ``$GPUPROC_CACHE_DIR``, else ``$XDG_CACHE_HOME/gpuproc``, else ``~/.cache/gpuproc``
-(a folder of this user's). A library's file name carries the hash of its source, the contents of
+The cache is ``kernels/`` in the user's gpuproc cache folder (:mod:`gpuproc.user_cache`:
+``$GPUPROC_CACHE_DIR``, else ``$XDG_CACHE_HOME/gpuproc``, else ``~/.cache/gpuproc``). A library's file name carries the hash of its source, the contents of
 the compiler (its version line) and flags, and the CPU it is built for
 (``-march=native``), so a changed header, compiler or machine builds anew and a cluster sharing a
 home directory never loads a library built for another CPU. Builds write to a temporary file and
@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from gpuproc.kernels import CXX_FLAGS
+from gpuproc.user_cache import cache_root
 
 #: a compiler diagnostic: gcc/clang ``file:line:col: error: msg`` or NVRTC ``file(line): error: msg``
 _DIAGNOSTIC = re.compile(
@@ -61,15 +62,18 @@ def first_error(log: str, prefer_file: str | None = None) -> str | None:
 
 
 def cache_dir() -> Path:
-    """This user's gpuproc cache folder (created on first use)."""
-    env = os.environ.get("GPUPROC_CACHE_DIR")
-    if env:
-        path = Path(env)
-    else:
-        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        path = Path(base) / "gpuproc"
+    """The compiled-kernel cache: ``kernels/`` of the user's gpuproc cache folder
+    (gpuproc.user_cache), created on first use; with caching off, a temporary folder of this
+    process (each process builds anew)."""
+    root = cache_root()
+    path = _process_folder() if root is None else root / "kernels"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@functools.lru_cache(maxsize=1)
+def _process_folder() -> Path:
+    return Path(tempfile.mkdtemp(prefix="gpuproc-kernels-"))
 
 
 @functools.lru_cache(maxsize=1)

@@ -35,7 +35,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-ENV_DIR = "GPUPROC_CACHE_DIR"  #: cache folder; "none" turns the cache off
+from gpuproc.user_cache import ENV_DIR, cache_root
+
 ENV_MAX_GB = "GPUPROC_CACHE_MAX_GB"  #: size limit of the matrix cache, GB
 DEFAULT_MAX_GB = 8.0
 FORMAT = 1  #: layout of an entry; a change makes old entries unreadable (rebuilt)
@@ -54,11 +55,8 @@ class CachedMatrix(NamedTuple):
 
 def cache_dir() -> Path | None:
     """The matrix cache folder (None: caching off)."""
-    given = os.environ.get(ENV_DIR)
-    if given is not None:
-        return None if given.strip().lower() in ("", "none", "off") else Path(given) / "csr"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "gpuproc" / "csr"
+    root = cache_root()
+    return None if root is None else root / "csr"
 
 
 def _version(name: str) -> str:
