@@ -103,3 +103,12 @@ def test_default_spectra_at_the_energy_quartiles(source, captured, tmp_path):  #
 def test_resume_ignores_the_figures_section(with_points, source):
     assert finished(job_from_dict(_job(source, figures={"points": [[0.5, 0.5]]})))
     assert finished(job_from_dict(_job(source)))
+
+
+def test_unreadable_spectra_store_says_so(with_points, captured, tmp_path):  # noqa: F811
+    from test_report_html import _copy_with_attrs
+
+    copy = _copy_with_attrs(with_points, tmp_path, spectra_store=str(tmp_path / "moved.spectra.zarr"))
+    assert example_spectra(zarr.open_group(copy, mode="r"), tmp_path).name == "spectra_examples.png"
+    texts = [t.get_text() for t in captured[-1].texts]
+    assert texts[0] == "example spectra" and texts[1].startswith("spectra not readable: ") and "moved" in texts[1]
