@@ -27,7 +27,7 @@ import pyFAI.detectors
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Contender, Session, add_arguments, compare, measure, ratio, timed_setup  # noqa: E402
+from common import Contender, Session, add_arguments, compare, fresh_cache, measure, ratio, timed_setup  # noqa: E402
 
 from gpuproc.waxs.integrate import CakeIntegrator  # noqa: E402
 
@@ -130,6 +130,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     args = add_arguments(parser).parse_args()
     session = Session("integrate_cpu", force=args.force)
+    fresh_cache()  # our set-up builds the CSR matrix, as pyFAI's first call does
     ai, mask, dark, flat, frames = make_setup(args.frames)
     res = run(ai, mask, dark, flat, frames, args.batch, args.threads, args.repeats)
     ours, ref = res["ours"], res["pyfai"]

@@ -42,7 +42,7 @@ SCRATCH = Path(os.environ.get("GPUPROC_BENCH_SCRATCH", Path(tempfile.gettempdir(
 REPEATS = 5  #: timed runs per contender, at least
 LOAD_SAMPLE_S = 2.0  #: seconds between load samples during a session
 LOAD_WINDOW_S = 60.0  #: time constant of the 1-minute load average (the kernel's)
-PACKAGES = ("gpuproc", "numpy", "scipy", "pyfai", "zarr", "numcodecs", "dask", "distributed", "hyperspy",
+PACKAGES = ("gpuproc", "numpy", "scipy", "pyfai", "zarr", "numcodecs", "dask", "distributed", "hyperspy", "numba",
             "cupy-cuda12x")
 
 
@@ -242,6 +242,19 @@ def write(name: str, payload: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps({"machine": machine(), **payload}, indent=2, default=_json_default) + "\n")
     return path
+
+
+def fresh_cache() -> Path:
+    """Point gpuproc's disk cache (integration matrices, compiled models: ``GPUPROC_CACHE_DIR``)
+    at a new empty folder, so that a benchmark's first set-up is a cold build and its later
+    runs find what that build cached, as a repeated run would."""
+    import atexit
+    import shutil
+
+    folder = Path(tempfile.mkdtemp(prefix="gpuproc-bench-cache-"))
+    os.environ["GPUPROC_CACHE_DIR"] = str(folder)
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
 
 
 def timed_setup(fn: Callable[[], Any]) -> tuple[Any, float]:
