@@ -4,6 +4,7 @@ built-ins' answers to float32 tolerance on the CPU; the generated CUDA source co
 CuPy compiles it; a broken header gives the compiler's first error with file and line."""
 
 import os
+import pickle
 import shutil
 import sys
 from pathlib import Path
@@ -169,6 +170,8 @@ def test_job_files_name_a_user_model_by_its_registration_path(tmp_path):
     assert resolve_model("models.py:gauss_linear", base_dir=MODELS_DIR) is loaded  # imported once
     assert resolve_model(f"{MODELS_DIR}/models.py:spot_polar").param_names[3] == "phi0"
     assert resolve_model("gauss1d", n_peaks=2).n_params == 7  # built-ins by name, with options
+    clone = pickle.loads(pickle.dumps(loaded))  # as a Dask/SLURM worker receives it: by reference
+    assert clone.origin == loaded.origin and clone.kernel_type == loaded.kernel_type
     with pytest.raises(ValueError, match="no model named 'nope'.*gauss_linear"):
         resolve_model("models.py:nope", base_dir=MODELS_DIR)
     with pytest.raises(FileNotFoundError, match="not a Python file"):

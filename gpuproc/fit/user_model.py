@@ -92,6 +92,7 @@ class UserModel(Model):
         self._bounds = bounds
         self.positions = self._check(positions)
         self.kernel_id = 0  # the only model of its own CPU library
+        self.origin: str | None = None  # "path/models.py:NAME" when loaded by resolve_model
         digest = hashlib.sha256(f"{self.header.read_text()}\0{self._definition('T')}".encode()).hexdigest()
         self.kernel_type = f"GpUser_{digest[:16]}"
 
@@ -173,6 +174,13 @@ class UserModel(Model):
         """Build the CPU library now (a header error surfaces here rather than in a fit)."""
         self.cpu_library()
         return self
+
+    def __reduce_ex__(self, protocol: int) -> Any:
+        """A model loaded from a registration file pickles as that reference (a Dask or SLURM
+        worker imports the file itself; its starting-value rule may be a lambda)."""
+        if self.origin is not None:
+            return resolve_model, (self.origin,)
+        return super().__reduce_ex__(protocol)
 
     # --- Model interface -----------------------------------------------------------------------
 
@@ -270,6 +278,8 @@ def resolve_model(spec: str | Model, base_dir: str | Path | None = None, **optio
     if not isinstance(model, Model):
         raise ValueError(f"model {spec!r}: {path} defines no model named {attr!r} "
                          f"(models there: {sorted(k for k, v in vars(module).items() if isinstance(v, Model))})")
+    if isinstance(model, UserModel):
+        model.origin = f"{path.resolve()}:{attr}"
     return model
 
 
