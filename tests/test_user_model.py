@@ -11,8 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from agreement import check_agreement, reorder
+from emu.kernel import build
 from fit_problems import bragg_problem, pl_problem
 from nvrtc import compile_kernels, require_nvrtc
+from test_gpu_emulation import emulate
 
 from gpuproc.backend import kernel_dir
 from gpuproc.fit import fit, get_model, gpu
@@ -217,3 +220,33 @@ def test_cuda_kernel_reports_nvrtc_errors_with_file_and_line(monkeypatch):
     with pytest.raises(CompileError) as err:
         backend.cuda_kernel.__wrapped__(broken_model().kernel_source, "gp_fit_kernel<X, LeastSquares>")
     assert str(err.value).startswith(f'{BROKEN}:5: error: identifier "offset" is undefined'), str(err.value)
+
+
+@pytest.fixture(scope="module")
+def emulated_spot_polar(tmp_path_factory):
+    """spot_polar's generated CUDA source built under the SIMT emulation (tests/emu), whose
+    launcher serves the models GP_MODELS names: here the user model alone (also the only one
+    fit.cu instantiates)."""
+    if shutil.which("g++") is None:
+        pytest.skip("no g++ to build the emulation")
+    m, folder = registered.spot_polar, tmp_path_factory.mktemp("emu-user")
+    kdir = kernel_dir()
+    (folder / "fit.cu").write_text(Path(m.kernel_source).read_text().replace(
+        '#include "fit.cu"\n', f'#include "{kdir / "models.cuh"}"\n#undef GP_MODELS\n'
+        f'#define GP_MODELS(X) X(0, user, {m.kernel_type})\n#include "{kdir / "fit.cu"}"\n'))
+    return build(kdir, folder, folder / "fit.cu")
+
+
+def test_user_model_on_the_emulated_gpu_equals_the_cpu(monkeypatch, emulated_spot_polar):
+    """fit(device="gpu") with a user model: model.kernel_source and its name expression through
+    gpu.run_batch, the warp accumulator evaluating Dual<NP>, against the CPU path and its control."""
+    emulate(monkeypatch, emulated_spot_polar)
+    rng = np.random.default_rng(8)
+    (q, phi), y, _ = bragg_problem(rng, 40, npt_q=24, npt_phi=36, phi_center=0.0)
+    xr, yr, perm_kw = reorder((q, phi), y, {"mask": (phi > 5) & (phi < 8)}, rng.permutation(y.shape[-1]))
+    for estimator in ("lsq", "poisson"):
+        kw = dict(estimator=estimator, mask=(phi > 5) & (phi < 8))
+        cpu, emu = (fit(registered.spot_polar, y, (q, phi), device=d, **kw) for d in ("cpu", "gpu"))
+        assert emu.device == "gpu"
+        control = fit(registered.spot_polar, yr, xr, device="cpu", estimator=estimator, **perm_kw)
+        check_agreement(cpu, emu, control, f"spot_polar {estimator}")
