@@ -15,9 +15,7 @@ CPU always, GPU too when CuPy sees one. Writes benchmarks/results/models_<device
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "user_models"))
 import models as user_models  # noqa: E402
-from common import Contender, Session, add_arguments, compare, ratio, timed_setup  # noqa: E402
+from common import Contender, Session, add_arguments, compare, fresh_cache, ratio, timed_setup  # noqa: E402
 from fit_problems import bragg_problem, pl_problem  # noqa: E402
 
 from gpuproc.backend import gpu_available  # noqa: E402
@@ -78,7 +76,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     args = add_arguments(ap).parse_args()
-    os.environ["GPUPROC_CACHE_DIR"] = tempfile.mkdtemp(prefix="gpuproc-bench-models-")  # compile from scratch
+    fresh_cache()  # the user models compile from scratch (their set-up)
     rng = np.random.default_rng(2026)
     devices = ["cpu"] + (["gpu"] if gpu_available() else [])
     scale = 0.05 if args.quick else 1.0
