@@ -19,7 +19,10 @@ Choice: the codec with the lowest cost of reading a frame, ``1/decode + 1/(ratio
 (decode on one core plus reading the compressed bytes at ``--read-mb-s``, 1000 MB/s: a node's
 share of a parallel file system), mean over the synthetic frames, among the codecs that encode
 at least ``--min-encode-mb-s`` per core (ingest speed). The choice is what
-``gpuproc.io.store.FRAME_CODEC`` should hold. Writes benchmarks/results/codec_cpu.json.
+``gpuproc.io.store.FRAME_CODEC`` should hold. As a check of what the choice gives the pipeline,
+a scan store of 8 synthetic chunks is written with the previous default and with the choice
+(``write_scan(codec=...)``) and read through zarr with a thread per CPU (ms per frame, as the
+WAXS decode floor reads). Writes benchmarks/results/codec_cpu.json.
 
     python benchmarks/bench_codec.py [--frames 4] [--repeats 5] [--force]
 """
@@ -28,15 +31,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Session, add_arguments, measure  # noqa: E402
+from common import Session, add_arguments, cpus, measure  # noqa: E402
 
-from gpuproc.io.store import FRAME_CODEC, frames_per_chunk  # noqa: E402
+from gpuproc.io.store import FRAME_CODEC, frames_per_chunk, write_scan  # noqa: E402
 from gpuproc.synth.waxs import make_waxs_scan  # noqa: E402
 
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "waxs"
@@ -99,6 +104,23 @@ def measure_codec(chunk: np.ndarray, cname: str, clevel: int, shuffle: str, repe
     }
 
 
+def store_read(chunk: np.ndarray, codec: dict[str, Any], copies: int, repeats: int) -> dict[str, Any]:
+    """ms per frame reading a scan store of ``copies`` chunks written with ``codec`` through zarr,
+    a thread per CPU (as the WAXS decode floor reads), from the page cache."""
+    import zarr
+
+    n = len(chunk) * copies
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_scan((chunk for _ in range(copies)), Path(tmp) / "scan.zarr", n_frames=n,
+                          frame_shape=chunk.shape[1:], dtype=chunk.dtype, scan_shape=(1, n), chunk_frames=len(chunk),
+                          codec=codec)
+        frames = zarr.open_array(str(path / "frames"), mode="r")
+        ranges = [(k, k + len(chunk)) for k in range(0, n, len(chunk))]
+        with ThreadPoolExecutor(cpus()) as pool:
+            row = measure(lambda: list(pool.map(lambda r: frames[r[0]:r[1]], ranges)), n, repeats)
+    return {**codec, "frames": n, "threads": cpus(), "ms_per_frame": row["per_item_ms"]}
+
+
 def read_cost(row: dict[str, Any], read_mb_s: float) -> float:
     """Seconds per uncompressed MB: decode on one core + reading the compressed bytes."""
     return 1.0 / row["decode_mb_s_per_core"] + 1.0 / (row["ratio"] * read_mb_s)
@@ -150,7 +172,13 @@ def main() -> None:
     def on(kinds: list[str], codec: dict[str, Any]) -> list[dict[str, Any]]:
         return [r for r in rows if r["frames"] in kinds and all(r[k] == codec[k] for k in ("cname", "clevel", "shuffle"))]
 
+    codec_of = {k: v for k, v in chosen.items() if k != "read_cost_s_per_mb"}
+    through_store = [store_read(chunks["synthetic_uint32"], c, 8, args.repeats) for c in (previous, codec_of)]
     print(f"chosen at {args.read_mb_s:.0f} MB/s reads: {chosen}; from page cache: {in_cache}")
+    for row in through_store:
+        print(f"store read through zarr, {row['threads']} threads: {row['cname']} {row['clevel']} {row['shuffle']}: "
+              f"{row['ms_per_frame']['median']:.2f} ms/frame ({row['ms_per_frame']['min']:.2f}-"
+              f"{row['ms_per_frame']['max']:.2f})")
     print(f"the store's default (gpuproc.io.store.FRAME_CODEC): {FRAME_CODEC}")
     session.write({
         "benchmark": "bench_codec.py",
@@ -164,6 +192,7 @@ def main() -> None:
         "store_default": FRAME_CODEC,
         "previous_default": previous,
         "chosen_vs_previous": {"chosen": on(synthetic + real, chosen), "previous": on(synthetic + real, previous)},
+        "store_read_ms_per_frame": through_store,
         "results": rows,
     })
 
