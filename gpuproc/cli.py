@@ -1,16 +1,19 @@
-"""Command line: ``gpuproc demo`` (and the pipelines' commands as they land). Thin: parses, calls the API."""
+"""Command line: ``gpuproc demo | export | report | waxs ... | pl ...``. Thin: parses, calls the API.
+
+Commands import what they need when they run, so ``gpuproc --help`` and the start of a run do
+not pay for the rest (zarr, the fitting engine, pyFAI, matplotlib, dask).
+"""
 
 from __future__ import annotations
 
 import click
 
-from gpuproc import __version__
-from gpuproc.backend import DEVICES, resolve_device
+from gpuproc.backend import DEVICES
 from gpuproc.cli_errors import UserErrorGroup
 
 
 @click.group(cls=UserErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="gpuproc")
+@click.version_option(package_name="gpuproc", prog_name="gpuproc")  # looked up when asked
 @click.option("--debug", is_flag=True, help="Show the traceback of an error instead of one Error: line.")
 def main(debug: bool) -> None:
     """gpuproc: fit peaks at every position of scanning X-ray diffraction and PL datasets, on GPU or CPU."""
@@ -25,7 +28,9 @@ def main(debug: bool) -> None:
               help="Directory for the synthetic data, results and figures.")
 def demo(device: str, n_fits: int, seed: int, out: str) -> None:
     """Synthetic data with known answers: analyse it and print recovered versus true."""
+    from gpuproc import __version__
     from gpuproc import demo as demo_module
+    from gpuproc.backend import resolve_device
 
     click.echo(f"gpuproc {__version__} demo on {resolve_device(device)}")
     demo_module.run(device=device, n=n_fits, seed=seed, out=out)

@@ -4,13 +4,15 @@ PL job file where it says (or one job-array task's share of it). Thin: parses, c
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gpuproc.config import ConfigError
-from gpuproc.run.blocks import RunSpec
 from gpuproc.run.cli import JOB_FILE, add_array_commands, execution_options, run_command
+
+if TYPE_CHECKING:
+    from gpuproc.run.blocks import RunSpec
 
 
 @click.group()

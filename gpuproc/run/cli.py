@@ -8,15 +8,13 @@ command with :func:`execution_options` (then calls :func:`run_command`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from gpuproc.run.blocks import RunSpec
-from gpuproc.run.clusters import ClusterStartError
-from gpuproc.run.executor import execute, finalize_run, log_directory, prepare, run_task
-from gpuproc.run.settings import execution_of
-from gpuproc.run.summary import RunResult, TooManyFailedFits
+if TYPE_CHECKING:  # the run machinery (zarr, numpy, dask) is imported when a command runs, not for --help
+    from gpuproc.run.blocks import RunSpec
+    from gpuproc.run.summary import RunResult
 
 JOB_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -43,6 +41,10 @@ def execution_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def run_command(spec: RunSpec, *, executor: str | None, n_workers: int | None, task_index: int | None,
                 task_count: int | None, progress: bool, overwrite: bool = False) -> None:
     """What ``<pipeline> run`` does with the :func:`execution_options`."""
+    from gpuproc.run.clusters import ClusterStartError
+    from gpuproc.run.executor import execute, run_task
+    from gpuproc.run.settings import execution_of
+
     job = spec.job
     job.job.overwrite = job.job.overwrite or overwrite
     if (task_index is None) != (task_count is None):
@@ -69,6 +71,8 @@ def run_command(spec: RunSpec, *, executor: str | None, n_workers: int | None, t
 def _summarized(run: Callable[[], RunResult]) -> RunResult:
     """``run()``, then its summary printed; a run with too many failed fits prints it too and ends
     with exit status 1 (its results are written)."""
+    from gpuproc.run.summary import TooManyFailedFits
+
     try:
         result = run()
     except TooManyFailedFits as exc:
@@ -101,6 +105,8 @@ def add_array_commands(group: click.Group, pipeline: str, spec_of: Callable[[Pat
     @click.argument("job_file", type=JOB_FILE)
     def prepare_command(job_file: Path) -> None:
         """Create (or reopen, to resume) the results store of JOB_FILE before array tasks run."""
+        from gpuproc.run.executor import prepare
+
         spec = spec_of(job_file)
         pending = prepare(spec)
         click.echo(f"{spec.job.job.output}: {len(pending)} block(s) to compute")
@@ -109,6 +115,8 @@ def add_array_commands(group: click.Group, pipeline: str, spec_of: Callable[[Pat
     @click.argument("job_file", type=JOB_FILE)
     def finalize_command(job_file: Path) -> None:
         """Statistics and figures of JOB_FILE once all its blocks are written (after the array)."""
+        from gpuproc.run.executor import finalize_run
+
         try:
             path = _summarized(lambda: finalize_run(spec_of(job_file)))
         except RuntimeError as exc:
@@ -128,6 +136,7 @@ def add_array_commands(group: click.Group, pipeline: str, spec_of: Callable[[Pat
                       out_dir: Path | None, submit: bool) -> None:
         """Write (and print, or --submit) a SLURM job array for JOB_FILE plus its finalize job."""
         from gpuproc.run import sbatch
+        from gpuproc.run.executor import log_directory, prepare
 
         spec = spec_of(job_file)
         s = spec.job.slurm

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from gpuproc.run.blocks import RunSpec
 from gpuproc.run.cli import JOB_FILE, add_array_commands, execution_options, run_command
 from gpuproc.synth import SYNTH_DETECTORS
+
+if TYPE_CHECKING:
+    from gpuproc.run.blocks import RunSpec
 
 
 @click.group()
