@@ -158,6 +158,8 @@ def test_registration_errors_name_the_model_and_the_key(tmp_path):
                                ({"center": "t"}, "coordinate 't'"), ({"center": ("x", -1.0)}, "period")]:
         with pytest.raises(ValueError, match=message):
             UserModel("g", positions=positions, **args)
+    with pytest.raises(ValueError, match="at most 2 coordinates"):
+        UserModel("g", header, "gauss_linear", GAUSS_PARAMS, ("x", "y", "z"), {"center": "x"})
     with pytest.raises(ValueError, match="params must be distinct identifiers"):
         UserModel("g", header, "gauss_linear", ("a", "a"), ("x",), {"a": "x"})
     with pytest.raises(FileNotFoundError, match="missing.cuh"):

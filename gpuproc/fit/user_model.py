@@ -41,6 +41,7 @@ from gpuproc.fit.models.base import Model
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_PARAMS = 32  # fixed parameters travel as one 32-bit mask
+MAX_DIMS = 2  # coordinate axes the CPU accumulator reads (kernels/fit_cpu.cpp)
 
 #: the starting-value rule: (x, y, w, xp) -> (n_fits, n_params), arguments as Model.guess takes them
 GuessRule = Callable[[Any, Any, Any, ModuleType], Any]
@@ -63,7 +64,7 @@ class UserModel(Model):
     params : sequence of str
         Parameter names, in the order of ``p`` (at most 32).
     coordinates : sequence of str
-        Names of the coordinate axes, in the order of ``x`` (e.g. ``("q", "phi")``).
+        Names of the coordinate axes, in the order of ``x`` (e.g. ``("q", "phi")``; one or two).
     positions : mapping
         Parameters that place a feature in the data window: ``{"center": "x"}`` or, for a periodic
         coordinate, ``{"phi0": ("phi", 360.0)}`` (period in the coordinate's unit). A fit whose
@@ -106,6 +107,9 @@ class UserModel(Model):
             bad = [n for n in names if not isinstance(n, str) or not _IDENT.match(n)]
             if bad or not names or len(set(names)) != len(names):
                 raise ValueError(f"{where}: {label} must be distinct identifiers, got {list(names)}")
+        if self.n_dims > MAX_DIMS:
+            raise ValueError(f"{where}: at most {MAX_DIMS} coordinates (the CPU accumulator reads two axes), "
+                             f"got {self.coordinates}")
         if len(self.param_names) > MAX_PARAMS:
             raise ValueError(f"{where}: at most {MAX_PARAMS} parameters, got {len(self.param_names)}")
         if not positions:
