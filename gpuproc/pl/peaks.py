@@ -130,16 +130,19 @@ def fit_peaks(
     y = y.reshape(-1, y.shape[-1])
     w = _weights(weights, y, xp)
     opts = dict(estimator=estimator, device=device)
+    points = _Points.of(y, w, xp)
     results, scores, p0 = [], [], _first_start(y, e, background, estimator, xp)
-    bic0 = _background_bic(y, e, w, p0, background, opts, xp)
+    bic0 = _background_bic(y, e, w, p0, background, opts, points, xp)
     tried = xp.ones(y.shape[0], dtype=bool)
     for n in range(1, max_peaks + 1):
         r = _fit_rows(y, e, w, tried, get_model("gauss1d", n_peaks=n, background=background), p0, opts, xp)
-        admissible = tried & _admissible(r, e, min_significance, xp) & (_bic(r, y, e, w, xp) < bic0)
+        mu = _model(r, e, xp)  # once per ladder step: the BIC and the next start both use it
+        bic = _bic(r, mu, w, points, xp)
+        admissible = tried & _admissible(r, e, min_significance, xp) & (bic < bic0)
         results.append(r)
-        scores.append(xp.where(admissible, _bic(r, y, e, w, xp), xp.inf))
+        scores.append(xp.where(admissible, bic, xp.inf))
         if n < max_peaks:
-            tried, p0 = admissible, _next_start(r, y, e, w, xp)
+            tried, p0 = admissible, _next_start(r, mu, y, e, w, xp)
     maps = _select(results, xp.stack(scores, axis=-1), xp.isfinite(bic0), y, e, max_peaks, xp)
     return PeakMaps(**{k: v.reshape(batch + v.shape[1:]) for k, v in maps.items()})
 
@@ -179,7 +182,8 @@ def _model(r: FitResult, e: Any, xp: ModuleType) -> Any:
     return r.model.evaluate(e[None, :], xp.asarray(r.params, dtype=np.float64), xp)
 
 
-def _background_bic(y: Any, e: Any, w: Any, p0: Any, background: str, opts: dict[str, Any], xp: ModuleType) -> Any:
+def _background_bic(y: Any, e: Any, w: Any, p0: Any, background: str, opts: dict[str, Any], points: _Points,
+                    xp: ModuleType) -> Any:
     """BIC of the background alone (no peak), per spectrum; inf where it cannot be computed.
 
     Fitted as the 1-peak model with the amplitude held at 0 (centre and width then do not count),
@@ -200,16 +204,28 @@ def _background_bic(y: Any, e: Any, w: Any, p0: Any, background: str, opts: dict
         fixed = np.zeros(model.n_params, dtype=bool)
         fixed[:3] = True
         r = fit(model, y, e, p0=start, weights=w, fixed=fixed, **opts)
-    return xp.where(r.status == Status.CONVERGED, _bic(r, y, e, w, xp, k=model.n_params - 3), xp.inf)
+    bic = _bic(r, _model(r, e, xp), w, points, xp, k=model.n_params - 3)
+    return xp.where(r.status == Status.CONVERGED, bic, xp.inf)
 
 
-def _bic(r: FitResult, y: Any, e: Any, w: Any, xp: ModuleType, k: int | None = None) -> Any:
-    """BIC of each fit (see the module docstring) with ``k`` free parameters (default: all the
-    model's); inf where the fit has no valid points."""
-    valid = xp.isfinite(y) & (w > 0)
-    n = valid.sum(axis=-1)
-    mu = _model(r, e, xp)
-    yy = xp.where(valid, y, 0.0).astype(np.float64)
+@dataclass(frozen=True)
+class _Points:
+    """What every BIC of a set of spectra shares: the points that count and the data there."""
+
+    valid: Any  #: (n_fits, n) finite data with a positive weight
+    n: Any  #: (n_fits,) number of valid points
+    yy: Any  #: (n_fits, n) float64 data, 0 at invalid points
+
+    @classmethod
+    def of(cls, y: Any, w: Any, xp: ModuleType) -> _Points:
+        valid = xp.isfinite(y) & (w > 0)
+        return cls(valid, valid.sum(axis=-1), xp.where(valid, y, 0.0).astype(np.float64))
+
+
+def _bic(r: FitResult, mu: Any, w: Any, points: _Points, xp: ModuleType, k: int | None = None) -> Any:
+    """BIC of each fit (see the module docstring) with model values ``mu`` (:func:`_model`) and
+    ``k`` free parameters (default: all the model's); inf where the fit has no valid points."""
+    valid, n, yy = points.valid, points.n, points.yy
     if r.estimator == "poisson":
         mu = xp.maximum(mu, 1e-300)
         term = xp.where(yy > 0, yy * xp.log(xp.maximum(yy, 1e-300) / mu), 0.0) - (yy - mu)
@@ -260,8 +276,10 @@ def _first_start(y: Any, e: Any, background: str, estimator: str, xp: ModuleType
     b = xp.where(finite, y, fill).astype(np.float64)
     quad = xp.stack([xp.ones_like(ec), ec, ec**2], axis=-1)  # (n, 3)
     solve = xp.linalg.pinv(quad).T  # (n, 3): least-squares quadratic coefficients of a spectrum
-    for _ in range(BASELINE_ITERATIONS):
-        b = xp.minimum(b, (b @ solve) @ quad.T)
+    fitted, quad_t = xp.empty_like(b), xp.ascontiguousarray(quad.T)
+    for _ in range(BASELINE_ITERATIONS):  # in place: no (n_fits, n) allocation per pass
+        xp.matmul(b @ solve, quad_t, out=fitted)
+        xp.minimum(b, fitted, out=b)
     base = (b @ solve) @ quad.T
     peak = _peak_guess(xp.where(finite, y, fill) - base, e, xp)
     lin = quad[:, : max(n_bg, 1)]
@@ -298,16 +316,17 @@ def _peak_guess(resid: Any, e: Any, xp: ModuleType) -> Any:
     return xp.stack([a[:, 0], e[i[:, 0]], sigma], axis=-1)
 
 
-def _next_start(r: FitResult, y: Any, e: Any, w: Any, xp: ModuleType) -> Any:
+def _next_start(r: FitResult, mu: Any, y: Any, e: Any, w: Any, xp: ModuleType) -> Any:
     """Start of the (N+1)-peak fit: the N-peak parameters plus a peak at the largest residual.
 
     The residual is weighted by sqrt(w) and smoothed over the median first-peak sigma (a matched
     filter: systematic misfit of peak width stands out of the channel noise); the new peak gets
     the smoothed unweighted residual there as amplitude and 0.6 x the first peak's sigma.
+    ``mu``: the N-peak model values (:func:`_model`).
     """
     ndi = ndimage_module(xp)
     params = xp.asarray(r.params, dtype=np.float64)
-    resid = xp.where(xp.isfinite(y), y - _model(r, e, xp), 0.0)
+    resid = xp.where(xp.isfinite(y), y - mu, 0.0)
     spacing = float(e.max() - e.min()) / (e.shape[0] - 1)
     width = _median_width(params[:, 2], spacing, e.shape[0], xp)
     z = ndi.uniform_filter1d(resid * xp.sqrt(xp.broadcast_to(w, resid.shape)), width, axis=-1, mode="nearest")
