@@ -60,6 +60,8 @@ def test_user_model_values_and_jacobian_equal_the_builtin():
     np.testing.assert_allclose(user.evaluate(xs, p), builtin.evaluate(xs, p), rtol=5e-5)
     scale = np.abs(builtin.jacobian(xs, p)).max(axis=1, keepdims=True)
     np.testing.assert_allclose(user.jacobian(xs, p) / scale, builtin.jacobian(xs, p) / scale, atol=5e-5)
+    own = xs[None] + rng.normal(0, 0.01, (16, 1, 1))  # coordinates per fit
+    np.testing.assert_allclose(user.evaluate(own, p), builtin.evaluate(own, p), rtol=5e-5)
 
 
 @pytest.mark.parametrize("estimator", ["lsq", "poisson"])
