@@ -2,11 +2,12 @@
 cached by the hash of everything that goes into it, and compiler errors that name file and line.
 
 The cache is ``kernels/`` in the user's gpuproc cache folder (:mod:`gpuproc.user_cache`:
-``$GPUPROC_CACHE_DIR``, else ``$XDG_CACHE_HOME/gpuproc``, else ``~/.cache/gpuproc``). A library's file name carries the hash of its source, the contents of
-the compiler (its version line) and flags, and the CPU it is built for
+``$GPUPROC_CACHE_DIR``, else ``$XDG_CACHE_HOME/gpuproc``, else ``~/.cache/gpuproc``). A
+library's file name carries the hash of its source text (which names the hash of the headers it
+includes), the compiler (its version line), the flags and the CPU it is built for
 (``-march=native``), so a changed header, compiler or machine builds anew and a cluster sharing a
-home directory never loads a library built for another CPU. Builds write to a temporary file and
-rename it, so processes building the same library at once do not see half-written files.
+home directory never loads a library built for another CPU. Builds write to temporary files and
+rename them, so processes building the same library at once never see half-written files.
 """
 
 from __future__ import annotations
