@@ -68,7 +68,9 @@ def test_run_with_a_bad_job_key_is_one_error_line(tmp_path):
 @pytest.mark.parametrize("pipeline", ["waxs", "pl"])
 def test_run_with_a_missing_job_file_is_one_error_line(tmp_path, pipeline):
     missing = tmp_path / "job.toml"
-    assert_one_error_line(invoke(pipeline, "run", missing), "JOB_FILE", str(missing), "does not exist")
+    result = invoke(pipeline, "run", missing)
+    assert_one_error_line(result, "JOB_FILE", str(missing), "does not exist")
+    assert result.exit_code == 2  # click's code for usage errors
     assert "Usage:" not in invoke(pipeline, "run", missing).output
     assert "Usage:" in invoke(pipeline, "run", "--no-such-option").output  # a wrong option keeps its usage help
 
