@@ -97,7 +97,8 @@ def fit(
     ----------
     model : str or Model
         ``"gauss1d"`` (options ``n_peaks=1..4``, ``background="none" | "constant" | "linear"``),
-        ``"gauss2d_polar"``, or a model instance.
+        ``"gauss2d_polar"``, or a model instance (e.g. a user model,
+        :class:`gpuproc.fit.user_model.UserModel`: a C++ value function compiled at first use).
     data : array, shape (..., n_points)
         One problem per row; any leading shape (e.g. (ny, nx) of a map). NumPy or CuPy; a CuPy
         array already on the GPU is used without a copy when float32 and contiguous.
