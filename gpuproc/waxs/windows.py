@@ -121,7 +121,7 @@ def make_window(spec: ReflectionSpec, q: np.ndarray, azimuth: np.ndarray, norm: 
                          "bins of the cake")
     phi = lo + offset[az_index]
     qq, pp = np.meshgrid(q[q_index], phi, indexing="xy")
-    full = np.broadcast_to(full_bin_norm(norm)[q_index], qq.shape).ravel().astype(np.float32)
+    full = np.broadcast_to(full_bin_norm(norm[:, q_index]), qq.shape).ravel().astype(np.float32)  # its columns only
     window = Window(spec.name, az_index, q_index, qq.ravel().astype(np.float32), pp.ravel().astype(np.float32), full)
     static = norm[np.ix_(az_index, q_index)].ravel()
     window.coverage = float(np.mean(window.valid(static[None])[0]))
