@@ -48,3 +48,37 @@ def bragg_problem(rng: np.random.Generator, n: int, npt_q: int = 40, npt_phi: in
     f = a[:, None] * np.exp(-0.5 * ((q - q0[:, None]) / sq[:, None]) ** 2 - 0.5 * (dphi / sp[:, None]) ** 2)
     f += b0[:, None] + b1[:, None] * q
     return (q, phi), rng.poisson(f).astype(np.float32), p
+
+
+def shaped_peaks_problem(rng: np.random.Generator, n: int, shapes: tuple[str, ...], n_points: int = 512,
+                         counts: float = 2000.0, background: float = 40.0):
+    """Peaks of the given peaks1d ``shapes`` on the non-uniform eV axis of :func:`pl_problem`, 0.08
+    to 0.12 eV apart, with a linear background; Poisson counts. Returns the model, x (n_points,),
+    y (n, n_points) and the true params (n, 5N+2) (held parameters at their shape's values)."""
+    from gpuproc.fit.models import Peaks1D
+
+    model = Peaks1D(shapes, "linear")
+    x = (1239.84198 / np.linspace(450.0, 530.0, n_points)).astype(np.float32)
+    truth = []
+    for k in range(len(shapes)):
+        mu = rng.uniform(2.45, 2.5, n) + k * rng.uniform(0.08, 0.12, n)
+        truth += [counts * rng.uniform(0.5, 1.5, n) / (k + 1), mu, rng.uniform(0.03, 0.06, n),
+                  rng.uniform(0.2, 0.8, n), rng.uniform(-0.4, 0.4, n)]
+    truth += [np.full(n, background), rng.uniform(-2.0, 2.0, n)]
+    p = np.stack(truth, axis=-1)
+    for i, v in model.held.items():
+        p[:, i] = v
+    return model, x, rng.poisson(model.evaluate(x[None].astype(np.float64), p)).astype(np.float32), p
+
+
+def pvoigt_bragg_problem(rng: np.random.Generator, n: int, phi_center: float = 0.0, amplitude: float = 300.0):
+    """pvoigt2d_polar spots in the window of :func:`bragg_problem` (same q0, widths as FWHM,
+    eta_q 0.2..0.8); Poisson counts. Returns (q, phi), y, true params (n, 8)."""
+    from gpuproc.fit.models import PVoigt2DPolar
+
+    (q, phi), _, g = bragg_problem(rng, n, phi_center=phi_center, amplitude=amplitude)
+    fwhm = 2.0 * np.sqrt(2.0 * np.log(2.0))
+    p = np.stack([g[:, 0], g[:, 1], fwhm * g[:, 2], rng.uniform(0.2, 0.8, n), g[:, 3], fwhm * g[:, 4],
+                  g[:, 5], g[:, 6]], axis=-1)
+    f = PVoigt2DPolar().evaluate(np.stack([q, phi]).astype(np.float64), p)
+    return (q, phi), rng.poisson(f).astype(np.float32), p

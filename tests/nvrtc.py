@@ -23,12 +23,7 @@ ARCHS = ("sm_80", "sm_90")
 
 def fit_kernel_names() -> list[str]:
     """Every name expression gpu.run_batch can ask for: each model variant x estimator."""
-    models = []
-    for cls in MODELS.values():
-        if cls.__name__ == "Gauss1D":
-            models += [cls(n, bg) for n in (1, 2, 3, 4) for bg in ("none", "constant", "linear")]
-        else:
-            models.append(cls())
+    models = [m for cls in MODELS.values() for m in cls.variants()]
     return [gpu.kernel_name(m, est) for m in models for est in ESTIMATOR_TYPES]
 
 

@@ -4,12 +4,14 @@ directly, and the compiled kernels' (kernels/models/*.cuh) through the covarianc
 
 import numpy as np
 import pytest
-from fit_problems import bragg_problem
+from fit_problems import bragg_problem, pvoigt_bragg_problem, shaped_peaks_problem
 
 from gpuproc.fit import fit
 from gpuproc.fit.models import get_model
 
 GAUSS1D = [(n, bg) for n in (1, 2, 3, 4) for bg in ("none", "constant", "linear")]
+#: peaks1d shape mixes; the Jacobian is checked in every parameter, held ones included
+SHAPE_MIXES = [("gauss",), ("lorentz",), ("pvoigt",), ("split_gauss",), ("pvoigt", "split_gauss", "lorentz", "gauss")]
 
 
 def central_differences(model, x, p, rel=1e-6):
@@ -41,20 +43,28 @@ def test_gauss1d_jacobian_matches_finite_differences(n_peaks, background):
     np.testing.assert_allclose(m.jacobian(x, p), central_differences(m, x, p), rtol=1e-5, atol=1e-5)
 
 
+POLAR = [("gauss2d_polar", bragg_problem), ("pvoigt2d_polar", pvoigt_bragg_problem)]
+
+
+@pytest.mark.parametrize("name,problem", POLAR)
 @pytest.mark.parametrize("phi_center", [0.0, 90.0, 359.0])
-def test_gauss2d_polar_jacobian_matches_finite_differences_across_the_seam(phi_center):
+def test_polar_jacobian_matches_finite_differences_across_the_seam(name, problem, phi_center):
     rng = np.random.default_rng(7)
-    (q, phi), _, p = bragg_problem(rng, 8, phi_center=phi_center)
-    m = get_model("gauss2d_polar")
+    (q, phi), _, p = problem(rng, 8, phi_center=phi_center)
+    m = get_model(name)
     x = np.stack([q, phi]).astype(np.float64)
     np.testing.assert_allclose(m.jacobian(x, p), central_differences(m, x, p), rtol=1e-5, atol=1e-4)
 
 
 def covariance_errors(model, x, p, w):
-    """Standard errors from finite-difference J at p: sqrt(diag((J^T W J)^-1))."""
-    jac = central_differences(model, x, p.astype(np.float64))
+    """Standard errors from finite-difference J at p: sqrt(diag((J^T W J)^-1)) over the free
+    parameters (0 for those the model holds)."""
+    free = np.array([i not in model.held for i in range(model.n_params)])
+    jac = central_differences(model, x, p.astype(np.float64))[..., free]
     fisher = np.einsum("fni,fn,fnj->fij", jac, w, jac)
-    return np.sqrt(np.diagonal(np.linalg.inv(fisher), axis1=1, axis2=2))
+    out = np.zeros(p.shape)
+    out[:, free] = np.sqrt(np.diagonal(np.linalg.inv(fisher), axis1=1, axis2=2))
+    return out
 
 
 def assert_kernel_jacobian(model, x, y, w, truth):
@@ -78,8 +88,26 @@ def test_compiled_gauss1d_jacobian(n_peaks, background):
     assert_kernel_jacobian(m, x, y.astype(np.float32), 1.0 / np.maximum(y, 1.0), p)
 
 
-def test_compiled_gauss2d_polar_jacobian_across_the_seam():
+@pytest.mark.parametrize("name,problem", POLAR)
+def test_compiled_polar_jacobian_across_the_seam(name, problem):
     rng = np.random.default_rng(12)
-    (q, phi), y, p = bragg_problem(rng, 64, phi_center=359.0)
-    m = get_model("gauss2d_polar")
+    (q, phi), y, p = problem(rng, 64, phi_center=359.0)
+    m = get_model(name)
     assert_kernel_jacobian(m, np.stack([q, phi]).astype(np.float64), y, 1.0 / np.maximum(y, 1.0), p)
+
+
+@pytest.mark.parametrize("shapes", SHAPE_MIXES)
+def test_peaks1d_jacobian_matches_finite_differences(shapes):
+    rng = np.random.default_rng(len(shapes))
+    m, x, _, p = shaped_peaks_problem(rng, 8, shapes)
+    p[:, 3::5] = rng.uniform(0.2, 0.8, (8, len(shapes)))  # eta and asymmetry away from 0 in every peak
+    p[:, 4:5 * len(shapes):5] = rng.uniform(-0.5, 0.5, (8, len(shapes)))
+    x = x[None].astype(np.float64)
+    np.testing.assert_allclose(m.jacobian(x, p), central_differences(m, x, p), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shapes", [("pvoigt",), ("split_gauss", "pvoigt")])
+def test_compiled_peaks1d_jacobian(shapes):
+    rng = np.random.default_rng(13)
+    m, x, y, p = shaped_peaks_problem(rng, 64, shapes, counts=5000.0)
+    assert_kernel_jacobian(m, x[None].astype(np.float64), y, 1.0 / np.maximum(y, 1.0), p)

@@ -18,6 +18,15 @@ def crb(model, x, p):
     return np.linalg.inv(j.T @ (j / f[:, None]))
 
 
+def seam_spot_fits(rng, model, p, n=2000):
+    """Poisson fits of ``n`` noise realisations of the spot ``p`` in a (q, azimuth) window across the
+    0/360 seam; returns the results and the CRB."""
+    qg, pg = np.meshgrid(np.linspace(0.99, 1.15, 40), np.linspace(-30, 30, 60), indexing="ij")
+    x = np.stack([qg.ravel(), np.mod(pg.ravel(), 360.0)])
+    y = rng.poisson(np.broadcast_to(model.evaluate(x, p[None])[0], (n, x.shape[1]))).astype(np.float32)
+    return fit(model, y, x.astype(np.float32), estimator="poisson", device="cpu"), crb(model, x, p)
+
+
 def check(est, errs, truth, bound, name, periodic=False):
     d = est.astype(np.float64) - truth
     if periodic:
@@ -47,13 +56,9 @@ def test_gauss1d_center_reaches_crb(counts):
 def test_gauss2d_polar_position_reaches_crb():
     rng = np.random.default_rng(7)
     model = Gauss2DPolar()
-    qg, pg = np.meshgrid(np.linspace(0.99, 1.15, 40), np.linspace(-30, 30, 60), indexing="ij")
-    x = np.stack([qg.ravel(), np.mod(pg.ravel(), 360.0)])  # window across the 0/360 seam
     p = np.array([150.0, 1.07, 0.01, 1.0, 5.0, 8.0, 1.0])
-    y = rng.poisson(np.broadcast_to(model.evaluate(x, p[None])[0], (2000, x.shape[1]))).astype(np.float32)
-    res = fit(model, y, x.astype(np.float32), estimator="poisson", device="cpu")
+    res, c = seam_spot_fits(rng, model, p)
     assert np.mean(res.ok) > 0.999
-    c = crb(model, x, p)
     ok = res.ok
     check(res["q0"][ok], res.error("q0")[ok], p[1], c[1, 1], "q0")
     check(res["phi0"][ok], res.error("phi0")[ok], p[3], c[3, 3], "phi0", periodic=True)

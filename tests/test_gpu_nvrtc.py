@@ -24,7 +24,8 @@ def compiled():
 
 def test_every_fit_kernel_instance_compiles(compiled):
     names = fit_kernel_names()
-    assert len(names) == 26
+    compiled_models = re.findall(r"^\s*X\(\d+,", (kernel_dir() / "models.cuh").read_text(), re.M)
+    assert len(names) == 2 * len(compiled_models)  # every model of GP_MODELS x both estimators
     for arch, (lowered, cubin, _) in compiled.items():
         assert set(lowered) == set(names)
         assert len(set(lowered.values())) == len(names), f"{arch}: two name expressions share a kernel"
@@ -56,8 +57,9 @@ def test_resources_are_reported(compiled):
             assert 0 < occ["occupancy"] <= 1, (arch, n, occ)
 
 
-@pytest.mark.xfail(strict=True, reason="known: multi-peak gauss1d and gauss2d_polar hit 255 registers and "
-                                        "spill (double normal equations on every lane); see gpu_resources.json")
+@pytest.mark.xfail(strict=True, reason="known: with the LM state in shared memory no instance exceeds 150 "
+                                        "registers, but ptxas still spills 4-20 bytes in about 9 of them around "
+                                        "the subroutine calls of IEEE division's slow path; gpu_resources.json")
 def test_fit_kernels_do_not_spill(compiled):
     spills = {(arch, n): res for arch, (lowered, _, log) in compiled.items()
               for n, low in lowered.items() if (res := parse_resources(log)[low]).spill_stores}

@@ -164,6 +164,7 @@ def build_problem(
     if fixed is not None:
         f = np.asarray(_per_fit(fixed, batch_shape, (npar,), "fixed", np), dtype=bool)
         bits = (f.reshape(-1, npar) * (np.uint32(1) << np.arange(npar, dtype=np.uint32))).sum(axis=-1).astype(np.uint32)
+    bits = bits | np.uint32(sum(1 << i for i in model.held))
     return Problem(model, batch_shape, flat, coords, w, p0, lo, hi, bits)
 
 
@@ -182,6 +183,10 @@ def make_batch(pr: Problem, start: int, stop: int, xp: ModuleType) -> Batch:
     else:
         p0 = xp.ascontiguousarray(xp.broadcast_to(xp.asarray(pr.p0[start:stop] if pr.p0.ndim == 2 else pr.p0,
                                                                 dtype=np.float32), (stop - start, pr.model.n_params)))
+    if pr.model.held:
+        p0 = p0.copy()  # may be a view of the caller's p0
+        for i, value in pr.model.held.items():
+            p0[:, i] = value
     lo = dev(pr.lo, pr.lo.ndim == 2)
     hi = dev(pr.hi, pr.hi.ndim == 2)
     fixed = dev(pr.fixed, pr.fixed.shape[0] > 1, np.uint32)

@@ -3,7 +3,7 @@
 // f(x) = sum_k A_k exp(-(x - mu_k)^2 / (2 s_k^2)) + c0 + c1 x
 // parameters: A_1, mu_1, s_1, ..., A_N, mu_N, s_N, [c0, [c1]]; one coordinate x.
 #pragma once
-#include "../common.cuh"
+#include "profiles.cuh"
 
 template <int NPEAK, int NBG>
 struct Gauss1D {
@@ -25,14 +25,20 @@ struct Gauss1D {
             g[3 * k + 2] = ae * d * d * inv_s;
             f += ae;
         }
-        if (NBG > 0) {
-            f += p[3 * NPEAK];
-            g[3 * NPEAK] = 1.0f;
+        return f + gp_background<NBG>(x[0], p + 3 * NPEAK, g + 3 * NPEAK);
+    }
+
+    // The same function for any scalar type T (float, Dual<NP>): tests/test_dual_jacobians.py checks
+    // eval's hand-written gradient against the dual numbers' through it.
+    template <class T>
+    GP_HD static T value(const float* x, const T* p) {
+        T f = T(0.0f);
+        for (int k = 0; k < NPEAK; ++k) {
+            const T d = (x[0] - p[3 * k + 1]) / p[3 * k + 2];
+            f = f + p[3 * k] * exp(-0.5f * d * d);
         }
-        if (NBG > 1) {
-            f += p[3 * NPEAK + 1] * x[0];
-            g[3 * NPEAK + 1] = x[0];
-        }
+        if (NBG > 0) f = f + p[3 * NPEAK];
+        if (NBG > 1) f = f + p[3 * NPEAK + 1] * x[0];
         return f;
     }
 

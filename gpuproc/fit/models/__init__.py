@@ -9,12 +9,15 @@ from typing import Any
 from gpuproc.fit.models.base import Model
 from gpuproc.fit.models.gauss1d import Gauss1D
 from gpuproc.fit.models.gauss2d_polar import Gauss2DPolar
+from gpuproc.fit.models.peaks1d import Peaks1D
+from gpuproc.fit.models.pvoigt2d_polar import PVoigt2DPolar
 
-MODELS = {"gauss1d": Gauss1D, "gauss2d_polar": Gauss2DPolar}
+MODELS = {"gauss1d": Gauss1D, "gauss2d_polar": Gauss2DPolar, "peaks1d": Peaks1D, "pvoigt2d_polar": PVoigt2DPolar}
 
 
 def get_model(model: str | Model, **options: Any) -> Model:
-    """A model instance from its name and options (``get_model("gauss1d", n_peaks=2)``), or as given."""
+    """A model instance from its name and options (``get_model("gauss1d", n_peaks=2)``,
+    ``get_model("peaks1d", shapes=("pvoigt", "gauss"))``), or as given."""
     if isinstance(model, Model):
         if options:
             raise TypeError("model options are only accepted with a model name")
@@ -26,4 +29,4 @@ def get_model(model: str | Model, **options: Any) -> Model:
     return cls(**options)
 
 
-__all__ = ["Gauss1D", "Gauss2DPolar", "MODELS", "Model", "get_model"]
+__all__ = ["Gauss1D", "Gauss2DPolar", "MODELS", "Model", "PVoigt2DPolar", "Peaks1D", "get_model"]

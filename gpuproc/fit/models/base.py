@@ -35,6 +35,15 @@ class Model(ABC):
         """Path of the CPU library with this model's kernels; None: gpuproc's own (built-ins)."""
         return None
 
+    #: parameters the model itself holds at a value, index -> value (e.g. a Gaussian peak's
+    #: Lorentzian fraction in peaks1d); the fit holds them whatever ``p0`` and ``fixed`` say
+    held: dict[int, float] = {}
+
+    @classmethod
+    def variants(cls) -> list[Model]:
+        """One instance per compiled kernel of this model class (kernels/models.cuh)."""
+        return [cls()]
+
     @property
     def n_params(self) -> int:
         return len(self.param_names)

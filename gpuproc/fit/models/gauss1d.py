@@ -3,7 +3,8 @@
 f(x) = sum_k A_k exp(-(x - mu_k)^2 / (2 sigma_k^2)) + c0 + c1 x
 
 x is any 1D coordinate, uniform or not, in any order (e.g. photon energy in eV). sigma is the
-standard deviation; FWHM = 2 sqrt(2 ln 2) sigma. Device function: kernels/models/gauss1d.cuh.
+standard deviation; FWHM = 2 sqrt(2 ln 2) sigma, area = A sigma sqrt(2 pi) (integral breadth
+1.0645 FWHM). Device function: kernels/models/gauss1d.cuh.
 """
 
 from __future__ import annotations
@@ -21,24 +22,18 @@ from gpuproc.fit.models.base import (
     mean_spacing,
     valid_points,
 )
+from gpuproc.fit.models.peak_sum import BACKGROUNDS, PeakSum
+from gpuproc.fit.models.profiles import FWHM_PER_SIGMA, area, area_relative_error
 
-BACKGROUNDS = {"none": 0, "constant": 1, "linear": 2}
 
-
-class Gauss1D(Model):
+class Gauss1D(PeakSum):
     """Sum of ``n_peaks`` Gaussians plus a ``background`` of "none", "constant" or "linear"."""
 
-    n_dims = 1
+    name = "gauss1d"
+    n_per_peak = 3
 
     def __init__(self, n_peaks: int = 1, background: str = "constant"):
-        if n_peaks not in (1, 2, 3, 4):
-            raise ValueError(f"gauss1d: n_peaks must be 1..4, got {n_peaks!r}")
-        if background not in BACKGROUNDS:
-            raise ValueError(f"gauss1d: background must be one of {tuple(BACKGROUNDS)}, got {background!r}")
-        self.n_peaks = n_peaks
-        self.background = background
-        self.n_bg = BACKGROUNDS[background]
-        self.name = "gauss1d"
+        self._check(n_peaks, background)
         names = []
         for k in range(1, n_peaks + 1):
             names += [f"amplitude{k}", f"center{k}", f"sigma{k}"]
@@ -53,11 +48,7 @@ class Gauss1D(Model):
         for k in range(self.n_peaks):
             a, mu, s = (p[:, 3 * k + j, None] for j in range(3))
             f = f + a * xp.exp(-0.5 * ((xx - mu) / s) ** 2)
-        if self.n_bg > 0:
-            f = f + p[:, 3 * self.n_peaks, None]
-        if self.n_bg > 1:
-            f = f + p[:, 3 * self.n_peaks + 1, None] * xx
-        return f
+        return f + self.background_values(x, p, xp)
 
     def jacobian(self, x: Any, p: Any, xp: ModuleType = np) -> Any:
         xx = xp.broadcast_to(axis(x, 0, xp), (p.shape[0], x.shape[-1]))
@@ -67,11 +58,25 @@ class Gauss1D(Model):
             d = (xx - mu) / s
             e = xp.exp(-0.5 * d * d)
             cols += [e, a * e * d / s, a * e * d * d / s]
-        if self.n_bg > 0:
-            cols.append(xp.ones_like(xx))
-        if self.n_bg > 1:
-            cols.append(xx)
-        return xp.stack(cols, axis=-1)
+        return xp.stack(cols + self.background_columns(x, xx.shape, xp), axis=-1)
+
+    @classmethod
+    def variants(cls) -> list[Model]:
+        return [cls(n, bg) for n in (1, 2, 3, 4) for bg in BACKGROUNDS]
+
+    def peak_block(self, k: int, amplitude: Any, center: Any, fwhm: Any, xp: ModuleType = np) -> Any:
+        return xp.stack([amplitude, center, fwhm / FWHM_PER_SIGMA], axis=-1)
+
+    def peak_table(self, params: Any, errors: Any, xp: ModuleType = np) -> dict[str, Any]:
+        """FWHM = 2 sqrt(2 ln 2) sigma, area = A sigma sqrt(2 pi)."""
+        n = 3 * self.n_peaks
+        p = xp.asarray(params[:, :n], dtype=np.float64).reshape(-1, self.n_peaks, 3)
+        e = xp.asarray(errors[:, :n], dtype=np.float64).reshape(-1, self.n_peaks, 3)
+        a, mu, fw = p[..., 0], p[..., 1], FWHM_PER_SIGMA * p[..., 2]
+        out = {"amplitude": a, "center": mu, "fwhm": fw, "area": area(a, fw),
+               "amplitude_err": e[..., 0], "center_err": e[..., 1], "fwhm_err": FWHM_PER_SIGMA * e[..., 2]}
+        out["area_err"] = out["area"] * area_relative_error(a, fw, 0.0, (e[..., 0], out["fwhm_err"], 0.0))
+        return out
 
     def guess(self, x: Any, y: Any, w: Any, xp: ModuleType = np) -> Any:
         """Background from the 10 % quantile, then peaks one by one: the highest remaining point,

@@ -22,6 +22,7 @@ from gpuproc.fit.models.base import (
     mean_spacing,
     valid_points,
 )
+from gpuproc.fit.models.profiles import FWHM_PER_SIGMA
 
 
 def wrap_deg(d: Any, xp: ModuleType = np) -> Any:
@@ -37,6 +38,9 @@ class Gauss2DPolar(Model):
     n_dims = 2
     kernel_id = 12
     kernel_type = "Gauss2DPolar"
+    #: the radial and azimuthal width parameters, and the FWHM one unit of them is
+    widths = ("sigma_q", "sigma_phi")
+    fwhm_per_width = FWHM_PER_SIGMA
 
     def _parts(self, x: Any, p: Any, xp: ModuleType) -> tuple[Any, ...]:
         q, phi = axis(x, 0, xp), axis(x, 1, xp)
