@@ -3,20 +3,22 @@
 Writes two synthetic results stores with the layout the pipelines write (a 200 x 200 PL map
 with its spectra store for the example spectra, a 2,000-position WAXS scan with 12
 reflections, a 360 x 500 mean cake and a Pilatus-1M-sized mean detector image), then times
-:func:`gpuproc.report.html.write_report` on each (median of ``--repeat`` runs, after one warm-up
-that pays for the imports). Prints the wall and CPU times (the process's: on a shared machine
-the wall time grows with the load, the CPU time much less) with the load average, and writes
-``benchmarks/results/figures.json``.
+:func:`gpuproc.report.html.write_report` on each with benchmarks/common.py (one warm-up that
+pays for the imports, then the median, min and max of ``--repeats`` runs). Prints the wall and
+CPU times (the process's: on a shared machine the wall time grows with the load, the CPU time
+much less) and writes ``benchmarks/results/figures.json`` with the load record (refused on a
+busy machine; ``--force`` writes a development run to a scratch folder).
 
-    .venv/bin/python benchmarks/bench_figures.py [--repeat 3]
+    .venv/bin/python benchmarks/bench_figures.py [--repeats 5] [--force]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
-import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,8 +26,11 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from gpuproc.fit import Status
-from gpuproc.report.html import write_report
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import Contender, Session, add_arguments, compare  # noqa: E402
+
+from gpuproc.fit import Status  # noqa: E402
+from gpuproc.report.html import write_report  # noqa: E402
 
 
 def _put(g: zarr.Group, name: str, values: np.ndarray, dims: tuple[str, ...], units: str = "") -> None:
@@ -160,30 +165,31 @@ def waxs_store(path: Path, shape: tuple[int, int] = (40, 50), seed: int = 0) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
-    out = {}
+    args = add_arguments(parser).parse_args()
+    session = Session("figures", force=args.force)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for name, store in (("pl_200x200", pl_store(tmp / "pl.zarr")), ("waxs_2000", waxs_store(tmp / "waxs.zarr"))):
-            write_report(store, tmp / f"{name}_warm")
-            times, cpu = [], []
-            for i in range(args.repeat):
-                t, c = time.perf_counter(), time.process_time()
-                write_report(store, tmp / f"{name}_{i}")
-                times.append(time.perf_counter() - t)
-                cpu.append(time.process_time() - c)
-            n_png = len(list((tmp / f"{name}_0").glob("*.png")))
-            out[name] = {"median_s": statistics.median(times), "times_s": times, "median_cpu_s": statistics.median(cpu),
-                         "cpu_s": cpu, "figures": n_png}
-            print(f"{name}: {n_png} figures + report.html in {statistics.median(times):.2f} s wall, "
-                  f"{statistics.median(cpu):.2f} s CPU (median of {args.repeat})")
-    out["load_average_1_5_15"] = list(os.getloadavg())
-    out["cpus"] = os.cpu_count()
-    print(f"load average {out['load_average_1_5_15']} on {out['cpus']} CPUs")
-    results = Path(__file__).parent / "results" / "figures.json"
-    results.parent.mkdir(exist_ok=True)
-    results.write_text(json.dumps(out, indent=2) + "\n")
+        runs = itertools.count()
+
+        def report(store: Path, name: str):
+            def run() -> float:
+                c = time.process_time()
+                write_report(store, tmp / f"{name}_{next(runs)}")
+                return time.process_time() - c
+
+            return run
+
+        contenders = [Contender(name, report(store, name), 1, after=float)
+                      for name, store in (("pl_200x200", pl_store(tmp / "pl.zarr")),
+                                          ("waxs_2000", waxs_store(tmp / "waxs.zarr")))]
+        out = compare(contenders, args.repeats)
+        for name, row in out.items():
+            cpu = row.pop("per_run")
+            row.update(cpu_s=cpu, median_cpu_s=statistics.median(cpu),
+                       figures=len(list(next(tmp.glob(f"{name}_*")).glob("*.png"))))
+            print(f"{name}: {row['figures']} figures + report.html in {row['median_s']:.2f} s wall "
+                  f"({row['min_s']:.2f}-{row['max_s']:.2f}), {row['median_cpu_s']:.2f} s CPU (median of {args.repeats})")
+    session.write(out)
 
 
 if __name__ == "__main__":
