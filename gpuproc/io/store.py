@@ -56,11 +56,15 @@ class Scan:
         Scan metadata (see module docstring).
     monitor : dask.array.Array or None
         (n_frames,) monitor values.
+    stored : zarr.Array or None
+        A scan store's frames array itself: consecutive frames read from it skip dask's
+        scheduler (zarr decodes the chunks concurrently); None for frame files.
     """
 
     frames: da.Array
     attrs: dict[str, Any]
     monitor: da.Array | None = field(default=None)
+    stored: Any = field(default=None)
 
     @property
     def scan_shape(self) -> tuple[int, int]:
@@ -259,6 +263,7 @@ def open_scan(store_path: str | Path) -> Scan:
         frames=da.from_array(frames, chunks=frames.chunks),
         attrs=attrs,
         monitor=None if monitor is None else da.from_array(monitor, chunks=monitor.chunks),
+        stored=frames,
     )
 
 
