@@ -41,6 +41,24 @@ struct Peaks1D {
         return f + gp_background<NBG>(x[0], p + NPP * NPEAK, g + NPP * NPEAK);
     }
 
+    // The same function for any scalar type T (float, Dual<NP>): tests/test_dual_jacobians.py checks
+    // eval's hand-written gradient against the dual numbers' through it.
+    template <class T>
+    GP_HD static T value(const float* x, const T* p) {
+        T f = T(0.0f);
+        for (int k = 0; k < NPEAK; ++k) {
+            const T* q = p + NPP * k;
+            const T d = x[0] - q[1];
+            const float s = d >= T(0.0f) ? 1.0f : -1.0f;
+            const T t = 2.0f * d / (q[2] * (1.0f + q[4] * s));
+            const T t2 = t * t;
+            f = f + q[0] * (q[3] / (1.0f + t2) + (1.0f - q[3]) * exp(-GP_LN2 * t2));
+        }
+        if (NBG > 0) f = f + p[NPP * NPEAK];
+        if (NBG > 1) f = f + p[NPP * NPEAK + 1] * x[0];
+        return f;
+    }
+
     GP_HD static void position(int k, int& param, int& dim, float& period) {
         param = NPP * k + 1;
         dim = 0;

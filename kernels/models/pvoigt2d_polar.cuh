@@ -33,6 +33,18 @@ struct PVoigt2DPolar {
         return ga * v.p + p[6] + p[7] * x[0];
     }
 
+    // The same function for any scalar type T (float, Dual<NP>): tests/test_dual_jacobians.py checks
+    // eval's hand-written gradient against the dual numbers' through it.
+    template <class T>
+    GP_HD static T value(const float* x, const T* p) {
+        const T t = 2.0f * (x[0] - p[1]) / p[2];
+        const T dphi = x[1] - p[4];
+        const T u = 2.0f * (dphi - 360.0f * floor(dphi * (1.0f / 360.0f) + 0.5f)) / p[5];
+        const T t2 = t * t;
+        const T radial = p[3] / (1.0f + t2) + (1.0f - p[3]) * exp(-GP_LN2 * t2);
+        return p[0] * radial * exp(-GP_LN2 * u * u) + p[6] + p[7] * x[0];
+    }
+
     GP_HD static void position(int k, int& param, int& dim, float& period) {
         Gauss2DPolar::position(k, param, dim, period);
         param = k == 0 ? 1 : 4;
