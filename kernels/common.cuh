@@ -7,8 +7,12 @@
 
 #if defined(__CUDACC__)
 #define GP_HD __host__ __device__ __forceinline__
+// Keeps a loop over the parameters rolled on the device, so that the driver works on its state in
+// shared memory instead of loading all of it into registers (which spills for many parameters).
+#define GP_ROLLED _Pragma("unroll 1")
 #else
 #define GP_HD inline
+#define GP_ROLLED
 #include <cmath>
 #include <cstring>
 #endif

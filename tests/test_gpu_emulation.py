@@ -43,6 +43,15 @@ def gpu_emulated(monkeypatch, lib):
     emulate(monkeypatch, lib)
 
 
+@pytest.fixture(scope="module")
+def lib_tiled(tmp_path_factory):
+    """The kernel with every model on the tiled accumulation (by default only models with more
+    than GP_TILED_SUMS sums, which no well-posed test problem here has)."""
+    if shutil.which("g++") is None:
+        pytest.skip("no g++ to build the emulation")
+    return build(kernel_dir(), tmp_path_factory.mktemp("emu_tiled"), defines=("GP_TILED_SUMS=0",))
+
+
 def pl_case(seed, n_peaks, background, estimator, n=100, n_points=256):
     """Non-uniform descending axis, a masked band, NaN points and a NaN spectrum."""
     rng = np.random.default_rng(seed)
@@ -68,7 +77,7 @@ def pl_per_fit_case(estimator, n=70, n_points=200):
     fixed[1::4, 3] = True
     p0 = np.column_stack([y.max(axis=1), truth[:, 1] + 0.01, np.full(n, 0.02), np.full(n, 40.0)])
     return "gauss1d", y, xs, dict(estimator=estimator, weights=w, bounds=(lo, hi), fixed=fixed, p0=p0,
-                                  batch_size=37)  # batches end inside a block of 4 warps
+                                  batch_size=37)  # batches end inside a block of 2 warps
 
 
 def bragg_case(estimator, n=80):
@@ -121,6 +130,15 @@ def test_emulated_kernel_equals_cpu(gpu_emulated, case):
     check_agreement(cpu, emu, control, case)
 
 
+@pytest.mark.parametrize("case", ["pl2_linear_poisson", "pl_per_fit_lsq", "bragg_seam_lsq", "statuses_lsq"])
+def test_tiled_accumulation_equals_cpu(monkeypatch, lib_tiled, case):
+    """The accumulation of models with many parameters (the lanes' gradients through a tile of
+    shared memory) on the test problems of the register accumulation."""
+    emulate(monkeypatch, lib_tiled)
+    cpu, emu, control = run_three(*CASES[case]())
+    check_agreement(cpu, emu, control, case)
+
+
 def test_every_kernel_status_code_is_reached(gpu_emulated):
     seen = set()
     for est in ("lsq", "poisson"):
@@ -136,7 +154,8 @@ def test_every_kernel_status_code_is_reached(gpu_emulated):
 
 
 def test_argument_types_are_checked(lib):
-    """The launcher refuses an argument list whose types differ from the kernel's parameters."""
+    """The launcher refuses an argument list whose types differ from the kernel's parameters, and
+    a block larger than the kernel's shared memory is laid out for."""
     model, y, x, kw = pl_case(1, 1, "constant", "lsq", n=8)
     kernel = EmulatedKernel(lib, "gp_fit_kernel<Gauss1D_1_1, LeastSquares>")
     out = {"params": np.zeros((4, 4), np.float32), "errors": np.zeros((4, 4), np.float32),
@@ -145,6 +164,8 @@ def test_argument_types_are_checked(lib):
     args = list(gpu.kernel_args(b, FitOptions(), True, out))
     kernel(*gpu.launch_shape(4), tuple(args))
     assert np.all(out["n_iter"][:3] > 0) and out["status"][3] == Status.INVALID_INPUT  # row 3 is all NaN
+    with pytest.raises(RuntimeError, match="exceeds the kernel's"):
+        kernel((1,), (2 * gpu.THREADS_PER_BLOCK,), tuple(args))
     args[1] = np.int64(args[1])  # n_points as a 64-bit integer
     with pytest.raises(RuntimeError, match="differ from the kernel's"):
         kernel(*gpu.launch_shape(4), tuple(args))

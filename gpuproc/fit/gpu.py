@@ -18,7 +18,7 @@ from gpuproc.fit.models import Model
 from gpuproc.fit.options import ESTIMATOR_TYPES, FitOptions
 from gpuproc.fit.problem import Batch, Problem, make_batch
 
-THREADS_PER_BLOCK = 128  # 4 fits per block
+THREADS_PER_BLOCK = 64  # 2 fits per block: kernels/fit.cu GP_FIT_THREADS (its shared memory per block)
 MIN_BATCH = 1024  # fits per batch at least, whatever the free memory says
 MEMORY_FRACTION = 0.4  # of the free device memory, for one batch's inputs and outputs
 

@@ -18,15 +18,16 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 
 
-def build(kernel_dir: Path, out_dir: Path, source: Path | None = None) -> ctypes.CDLL:
-    """Compile ``source`` (default ``kernel_dir/fit.cu``) with the emulation into a shared library."""
+def build(kernel_dir: Path, out_dir: Path, source: Path | None = None, defines: tuple[str, ...] = ()) -> ctypes.CDLL:
+    """Compile ``source`` (default ``kernel_dir/fit.cu``) with the emulation into a shared library;
+    ``defines``: preprocessor definitions (``NAME=VALUE``) for the kernel source."""
     cxx = shutil.which("g++") or shutil.which("c++")
     if cxx is None:
         raise RuntimeError("the SIMT emulation needs a C++17 compiler (g++)")
     src_dir = (source or kernel_dir / "fit.cu").parent
     lib = out_dir / "emu_fit.so"
     cmd = [cxx, "-O1", "-std=c++17", "-shared", "-fPIC", "-Wno-unknown-pragmas", f"-I{HERE}", f"-I{src_dir}",
-           f"-I{kernel_dir}", "-o", str(lib), str(HERE / "launch.cpp")]
+           f"-I{kernel_dir}", *(f"-D{d}" for d in defines), "-o", str(lib), str(HERE / "launch.cpp")]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"emulation build failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")

@@ -92,6 +92,8 @@ int emu_launch(const char* name, const char* signature, unsigned grid, unsigned 
     else if (FitLauncher::signature() != signature)
         msg = "argument types " + std::string(signature) + " differ from the kernel's " + FitLauncher::signature();
     else if (block % 32 != 0) msg = "block size must be a multiple of 32";
+    else if (block > static_cast<unsigned>(GP_FIT_THREADS))
+        msg = "block of " + std::to_string(block) + " threads exceeds the kernel's " + std::to_string(GP_FIT_THREADS);
     else msg = FitLauncher::run(e->kernel, grid, block, args);
     std::snprintf(err, err_size, "%s", msg.c_str());
     return msg.empty() ? 0 : -1;

@@ -3,7 +3,7 @@
 //
 // Every thread of a launch is a fiber with its own blockIdx/threadIdx. The 32 lanes of
 // a warp run one after another up to their next warp collective (__shfl_xor_sync,
-// __reduce_add_sync), where each deposits its value and yields; when every lane of the warp has
+// __reduce_add_sync, __syncwarp), where each deposits its value and yields; when every lane of the warp has
 // arrived, each reads its partner's value and runs on to the next collective. Values go through
 // two banks by round parity, so a lane that runs ahead never overwrites what a later lane still has
 // to read. A collective that not all 32 lanes reach (divergence, or lanes that already returned)
@@ -26,6 +26,11 @@
 #define __device__
 #define __host__
 #define __forceinline__ inline
+#define __launch_bounds__(...)
+// Shared memory: one object per kernel instance, shared by every emulated thread. Warps run one at
+// a time, so a kernel that gives each warp its own slot (threadIdx.x / 32) sees what a block would;
+// the launcher refuses blocks larger than the kernel's slots.
+#define __shared__ static
 
 struct dim3 {
     unsigned x = 1, y = 1, z = 1;
@@ -229,6 +234,8 @@ inline int __reduce_add_sync(unsigned mask, int v) {
     for (int l = 0; l < gp_emu::WARP; ++l) s += gp_emu::from_bits<int>(gp_emu::warp->bank[bank][l]);
     return s;
 }
+inline void __syncwarp(unsigned mask = 0xffffffffu) { gp_emu::exchange(mask, 0, 0); }
+
 inline unsigned __reduce_add_sync(unsigned mask, unsigned v) {
     return static_cast<unsigned>(__reduce_add_sync(mask, static_cast<int>(v)));
 }
