@@ -7,8 +7,10 @@ The fitted ``amplitude`` is the spot's peak height *in the cake*, whose bins bro
 truth is the height on the detector in counts; the truth is compared as
 ``amplitude x fwhm_q / sqrt(fwhm_q^2 + cake_fwhm_q^2) x (same in phi)``.
 
-Where the pipeline does not meet the criterion the test keeps the issue's tolerance and is a
-strict xfail carrying the measured numbers, so that it flips when the bias is fixed.
+Every quantity meets the criterion (the last biases, size +0.85, strain +0.52 and a disorder
+pull sd of 0.58, were removed at their source: fits weighted by the data, the cake's bins
+sampled at their centres, a disorder averaged per reflection after a square root and errors
+of slope and intercept added as if independent; benchmarks/results/pulls.json).
 SAXS ``a_sc`` needs a Pilatus 1M scan (the 100k does not resolve the superlattice peaks).
 """
 
@@ -65,32 +67,26 @@ def waxs_pulls(tmp_path_factory):
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def _xfail(values, reason):
-    return pytest.param(*values, marks=pytest.mark.xfail(strict=True, reason=reason))
-
-
 @pytest.mark.parametrize("name", ["q0", "fwhm_q", "phi0", "fwhm_phi", "amplitude"])
 def test_per_reflection_pulls(waxs_pulls, name):
-    """Measured (n=1920, mean/sd): q0 -0.00/0.93, fwhm_q -0.17/0.93, phi0 +0.01/0.91, fwhm_phi
-    -0.05/0.88; amplitude (cake height) -0.29/0.94, at the edge of the tolerance (likely: the box-like
-    cake kernel is not the Gaussian the quadrature conversion assumes)."""
+    """Measured (n=1920, mean/sd): q0 -0.01/0.92, fwhm_q +0.09/0.88, phi0 +0.02/0.90, fwhm_phi
+    +0.01/0.86, amplitude (cake height) -0.07/0.95."""
     assert_calibrated(waxs_pulls[name], name, min_n=0.95 * len(SEEDS) * np.prod(SHAPE) * 12)
 
 
-@pytest.mark.parametrize("name, statistic", [
-    ("a", "both"), ("b", "both"), ("orientation", "both"),
-    _xfail(("size", "mean"), "measured n=160: size pull mean +0.85 (sd 0.82)"), ("size", "sd"),
-    _xfail(("strain", "mean"), "measured n=160: strain pull mean +0.52 (sd 0.86)"), ("strain", "sd"),
-    ("disorder", "mean"), _xfail(("disorder", "sd"), "measured n=160: disorder pull sd 0.58 (mean +0.28): "
-                                                       "disorder_err ~1.7x too large"),
-])
-def test_map_pulls(waxs_pulls, name, statistic):
-    """Measured (n=160, mean/sd): a -0.03/0.99, b +0.05/0.93, orientation +0.05/0.93."""
-    assert_calibrated(waxs_pulls[name], name, min_n=0.95 * len(SEEDS) * np.prod(SHAPE), statistic=statistic)
+@pytest.mark.parametrize("name", ["a", "b", "orientation", "size", "strain", "disorder"])
+def test_map_pulls(waxs_pulls, name):
+    """Measured (n=160, mean/sd): a -0.02/0.97, b +0.05/0.93, orientation +0.08/0.93, size
+    -0.01/0.85, strain +0.10/0.83, disorder -0.21/0.81 (over 10 seeds, n=800: size -0.15/0.90,
+    strain -0.03/0.87, disorder -0.21/0.83; the disorder, a small difference of squares, turns the
+    widths' +0.35 % into -0.75 %)."""
+    assert_calibrated(waxs_pulls[name], name, min_n=0.95 * len(SEEDS) * np.prod(SHAPE))
 
 
 def test_superlattice_pulls(tmp_path):
-    """<a_SC> from the four SAXS peaks (Friedel pairs grouped) on a 6 x 8 Pilatus 1M scan."""
+    """<a_SC> from the four SAXS peaks (Friedel pairs grouped) on a 6 x 8 Pilatus 1M scan. Measured:
+    pull mean -0.13, sd 0.90 (fitted at the bins' centres instead of their pixels' mean position,
+    q0 was 0.7 standard errors low near the beam and the mean +1.6)."""
     import tomllib
 
     job, scan = write_demo_job(tmp_path, (6, 8), detector="Pilatus1M", seed=2, npt_q=1200, npt_azimuth=180,

@@ -1,14 +1,16 @@
 """The ``statistics`` of a WAXS run (global Williamson-Hall line, Pearson r of a and b with the
 size, binned medians, power law ``a - a0 = C s^-alpha``) against the synthetic truth
 (:class:`gpuproc.synth.waxs.TruthModel`: the size law and a, b vs size), on one seeded 12 x 16
-Pilatus 100k scan. Every tolerance is a multiple (3) of an error derived from the run's reported
-errors: nothing is compared with a round number."""
+Pilatus 100k scan. Every tolerance is a multiple (3, or Student's t at the same 0.27 % two-sided
+level for a small sample) of an error derived from the run's reported errors: nothing is compared
+with a round number."""
 
 import json
 import math
 
 import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 
 from gpuproc.io.results import open_results
 from gpuproc.synth.waxs import TruthModel, lattice_from_size
@@ -18,6 +20,7 @@ from gpuproc.waxs.job import load_job
 from gpuproc.waxs.pipeline import run_waxs
 
 K = 3.0  #: tolerance in standard errors
+N_DRAWS = 300  #: Monte-Carlo draws of the global Williamson-Hall line
 BIN_WIDTH = 0.5  #: nm, the pipeline's size bins
 
 
@@ -33,24 +36,31 @@ def _spots(ds, name):
     return np.moveaxis(ds[name].values, 0, -1).reshape(-1, ds.sizes["reflection"])
 
 
-@pytest.mark.xfail(strict=True, reason="measured: size 12.29 nm vs the truth's 12.18 nm, +3.9 of its error "
-                   "0.029 nm; strain 0.01824 vs 0.01787, +3.6 errors (the per-position size/strain bias)")
 def test_global_williamson_hall(run):
-    """The line through the per-reflection medians equals the one through the truth's medians;
-    its error from the medians' standard errors, sqrt(pi/2) median(fwhm_q_err) / sqrt(n)."""
+    """The line through the per-reflection medians equals the one through the truth's medians
+    within 3 of its error: the scatter of that line over Monte-Carlo draws of the truth's widths
+    plus Gaussian noise of the reported errors (where the fits passed). (The medians' standard
+    errors, sqrt(pi/2) median(err) / sqrt(n), give half of it: the true widths spread over the
+    scan, so which positions hold the median changes with the noise.) Measured: size 12.06 vs
+    12.18 nm, -2.0 errors of 0.057 nm (medians of noisy widths: -0.3 errors; the widths' residual
+    +0.35 %: -0.8); strain 0.017904 vs 0.017873, +0.2 errors of 0.00018. Before the bias fixes:
+    12.29 nm and 0.01824, +2 errors each."""
     ds, scan, st = run
     waxs = [i for i, r in enumerate(scan.reflections) if r.kind == "waxs"]
     t = scan.truth
     n_ref = len(waxs)
-    truth = stats.global_williamson_hall(t["q0"][..., waxs].reshape(-1, n_ref),
-                                         t["fwhm_q"][..., waxs].reshape(-1, n_ref))
+    q_true, w_true = t["q0"][..., waxs].reshape(-1, n_ref), t["fwhm_q"][..., waxs].reshape(-1, n_ref)
+    truth = stats.global_williamson_hall(q_true, w_true)
     fw, fwe = _spots(ds, "fwhm_q"), _spots(ds, "fwhm_q_err")
-    median_err = math.sqrt(math.pi / 2) * np.nanmedian(fwe, axis=0) / np.sqrt(np.isfinite(fw).sum(axis=0))
-    err = derive.williamson_hall(np.nanmedian(_spots(ds, "q0"), axis=0), np.nanmedian(fw, axis=0), median_err)
+    rng = np.random.default_rng(7)
+    draws = [stats.global_williamson_hall(q_true, np.where(np.isfinite(fw), w_true + fwe * rng.standard_normal(fw.shape),
+                                                           np.nan)) for _ in range(N_DRAWS)]
+    size_err = 0.1 * np.std([float(d.size) for d in draws])
+    strain_err = np.std([float(d.strain) for d in draws])
     g = st["global_williamson_hall"]
     assert g["flag"] == 0
-    assert abs(g["size_nm"] - 0.1 * float(truth.size)) < K * 0.1 * float(err.size_err), (g, float(truth.size))
-    assert abs(g["strain"] - float(truth.strain)) < K * float(err.strain_err), (g, float(truth.strain))
+    assert abs(g["size_nm"] - 0.1 * float(truth.size)) < K * size_err, (g, float(truth.size), size_err)
+    assert abs(g["strain"] - float(truth.strain)) < K * strain_err, (g, float(truth.strain), strain_err)
 
 
 @pytest.mark.parametrize("name", ["a", "b"])
@@ -74,7 +84,9 @@ def test_pearson_r_with_size(run, name):
 def test_binned_medians(run, name):
     """Bins of 0.5 nm of the measured size: the centres are the bins' midpoints, each median is
     the median of the positions in its bin (recomputed from the maps), and it equals the median
-    of the true lattice parameter of the same positions within 3 of its reported errors."""
+    of the true lattice parameter of the same positions within its reported error times Student's
+    t for n - 1 degrees of freedom at the 3-sigma level (the error holds the sample sd of as few
+    as 3 values: at 3 sigma a bin of 3 failed one run in ten)."""
     ds, scan, _ = run
     size, value = ds["size"].values.ravel(), ds[name].values.ravel()
     truth = scan.truth[name].ravel()
@@ -88,18 +100,20 @@ def test_binned_medians(run, name):
             assert np.isnan(med)
             continue
         assert med == pytest.approx(np.median(value[inside]), abs=1e-6)
-        assert abs(med - np.median(truth[inside])) < K * e, (c, med, np.median(truth[inside]), e)
+        k = scipy_stats.t.ppf(scipy_stats.norm.cdf(K), inside.sum() - 1)
+        assert abs(med - np.median(truth[inside])) < k * e, (c, med, np.median(truth[inside]), e, k)
         checked += 1
     assert checked >= 8
 
 
-@pytest.mark.parametrize("name", ["a", pytest.param("b", marks=pytest.mark.xfail(strict=True, reason=(
-    "measured: b's a0 5.8863 vs 5.8994, -3.0 of its error 0.0043 (alpha 1.53 vs 1.1); sizes are "
-    "biased high (tests/test_pulls_waxs.py)")))])
+@pytest.mark.parametrize("name", ["a", "b"])
 def test_power_law(run, name):
     """a0, C, alpha of the fitted law against the TruthModel's (C from the split, alpha =
     split_exponent), each within 3 of its reported errors; the law's prediction at the mean size
-    within 3 of the binned medians' typical error."""
+    within 3 of the binned medians' typical error. Measured: b's a0 5.8872 vs 5.8994, -2.5 of its
+    error 0.0049 (alpha 1.56 +- 0.40 vs 1.1; -3.0 while the sizes were biased high): bins of the
+    measured size (errors ~0.3 nm on 0.5 nm bins) flatten the law at its ends, and a0, C, alpha are
+    nearly degenerate over 8.5-16 nm (binned by the true size: a0 5.908 +- 0.026)."""
     ds, scan, st = run
     m = TruthModel()
     alpha, s_z = m.split_exponent, m.split_zero_nm

@@ -49,6 +49,7 @@ from pyFAI.utils.mathutil import deg2rad
 
 from gpuproc.backend import get_xp, resolve_device
 from gpuproc.waxs import matrix_cache
+from gpuproc.waxs.broadening import BinOffsets
 from gpuproc.waxs.invalid_pixels import DummyRule, dummy_rule, invalid_intervals
 from gpuproc.run.validate import check_geometry
 
@@ -397,10 +398,11 @@ class CakeIntegrator:
         self._norm_dev = self._xp.asarray(self.norm)
         self.count = self._to_cake((self._host @ (~static_mask).ravel().astype(np.float32))[None])[0]
 
-    def bin_spread(self, invalid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Variance of the contributing pixel centres about their mean in every bin, (n_azimuth,
-        n_q) in q unit^2 and degree^2: the broadening the cake adds (gpuproc.waxs.broadening);
-        with the pixels ``invalid`` (flat indices, e.g. :meth:`shared_invalid`) left out."""
+    def bin_spread(self, invalid: np.ndarray | None = None) -> BinOffsets:
+        """Mean offset of the contributing pixel centres from every bin's centre and their variance
+        about it, (n_azimuth, n_q) each, in q unit (squared) and degrees (squared): where a bin
+        samples the pattern and the broadening the cake adds (gpuproc.waxs.broadening); with the
+        pixels ``invalid`` (flat indices, e.g. :meth:`shared_invalid`) left out."""
         from gpuproc.waxs.broadening import bin_spread, pixel_centres
 
         q_pix, chi_pix = pixel_centres(self.ai, self.shape, self.unit)

@@ -58,6 +58,8 @@ class Context:
     #: (n_reflections, 2) sigma of the cake's own broadening in q (q unit) and azimuth (degrees),
     #: removed from the fitted widths (gpuproc.waxs.broadening)
     cake_sigma: np.ndarray | None = None
+    #: per window, (q, phi) of its points at their bins' mean pixel positions: where spots are fitted
+    fit_points: list[tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
     def waxs(self) -> list[int]:
@@ -199,10 +201,12 @@ def make_context(job: WaxsJob, scan: Scan) -> Context:
     if scan.monitor is not None:
         monitor = monitor_scale(np.asarray(scan.monitor), f"[input] source {job.input.source}")
     length = "A" if integ.unit == "q_A^-1" else "nm"
-    var_q, var_phi = integrator.bin_spread(invalid)
+    offsets = integrator.bin_spread(invalid)
     cake_sigma = np.array([[broadening.window_broadening(v, norm, w.azimuth_index, w.q_index)
-                            for v in (var_q, var_phi)] for w in windows])
-    return Context(job, integrator, windows, monitor, length, "A^-1" if length == "A" else "nm^-1", cake_sigma)
+                            for v in (offsets.var_q, offsets.var_chi)] for w in windows])
+    points = [broadening.window_coordinates(offsets, w.azimuth_index, w.q_index, w.q, w.phi) for w in windows]
+    return Context(job, integrator, windows, monitor, length, "A^-1" if length == "A" else "nm^-1", cake_sigma,
+                   points)
 
 
 def _probe_frames(scan: Scan) -> np.ndarray:
@@ -315,14 +319,15 @@ def process_block(ctx: Context, frames: np.ndarray, frame_range: slice) -> dict[
 
 
 def intensity_and_weight(signal: Any, norm: Any, scale: Any | None) -> tuple[Any, Any]:
-    """Cake intensity signal / norm (divided by the monitor scale) and its least-squares weight,
-    1 / variance with the Poisson variance of the summed counts, max(signal, 1) / norm^2."""
+    """Cake intensity signal / norm (divided by the monitor scale) and its weight in a Poisson
+    fit: the summed counts are Poisson with mean norm x scale x intensity, so the multiplicity is
+    norm x scale. (Least squares weighted by the data, 1 / counts, made the widths ~1 % narrower:
+    gpuproc.waxs.broadening.)"""
     with np.errstate(divide="ignore", invalid="ignore"):
         intensity = signal / norm
-        weight = norm * norm / np.maximum(signal, 1.0)
     if scale is not None:
-        intensity, weight = intensity / scale, weight * scale * scale
-    return intensity, weight
+        return intensity / scale, norm * scale
+    return intensity, norm
 
 
 def to_grid(values: dict[str, np.ndarray], grid: np.ndarray, lay: ResultLayout) -> dict[str, np.ndarray]:
@@ -352,8 +357,8 @@ def fit_reflections(ctx: Context, signal: Any, norm: Any, scale: Any | None) -> 
         valid = w.valid(window_norm)
         y, weight = intensity_and_weight(w.take(signal), window_norm, scale)
         lower, upper = spot_checks.spot_bounds(w, f.min_fwhm_bins)
-        res = fit("gauss2d_polar", y, (w.q, w.phi), weights=weight, mask=~valid, bounds=(lower, upper),
-                  absolute_sigma=True, device=ctx.job.job.device, max_iter=f.max_iter).get()
+        res = fit("gauss2d_polar", y, ctx.fit_points[i], weights=weight, mask=~valid, bounds=(lower, upper),
+                  estimator="poisson", device=ctx.job.job.device, max_iter=f.max_iter).get()
         fraction = to_numpy(valid.sum(axis=1) / valid.shape[1]).astype(np.float32)
         status = spot_checks.classify(res, fraction, lower, min_significance=f.min_significance,
                                       min_coverage=f.min_coverage)
@@ -381,26 +386,6 @@ def fit_reflections(ctx: Context, signal: Any, norm: Any, scale: Any | None) -> 
     return out
 
 
-def _disorder(fits: dict[str, np.ndarray], wx: list[int], q0: np.ndarray, q0e: np.ndarray,
-              wh: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Orientational disorder per position: the mean over WAXS spots weighted by each spot's own
-    error (its fwhm_phi and q0), with the error of the Williamson-Hall size and strain that all
-    spots share added as a fully correlated term (a median of per-spot errors overstated it by
-    about sqrt(n_spots))."""
-    phi, phi_err = fits["fwhm_phi"][wx].T, fits["fwhm_phi_err"][wx].T
-    dq, eps = wh.dq_size[:, None], wh.strain[:, None]
-    own = derive.orientational_disorder(phi, q0, dq, eps, fwhm_phi_err=phi_err, q0_err=q0e)
-    shared = derive.orientational_disorder(phi, q0, dq, eps, dq_size_err=wh.dq_size_err[:, None],
-                                           strain_err=wh.strain_err[:, None]).error
-    with np.errstate(all="ignore"):
-        w = np.where(np.isfinite(own.value) & np.isfinite(own.error) & (own.error > 0), own.error**-2.0, 0.0)
-        total = w.sum(axis=1)
-        value = np.nansum(w * np.nan_to_num(own.value), axis=1) / total
-        common = np.nansum(w * np.nan_to_num(shared), axis=1) / total
-        error = np.sqrt(1.0 / total + common**2)
-    return np.where(total > 0, value, np.nan), np.where(total > 0, error, np.nan)
-
-
 def derive_maps(ctx: Context, fits: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Lattice, Williamson-Hall, orientation, disorder and SAXS maps per frame (arrays (n_frames,))."""
     refl = ctx.job.reflections
@@ -418,7 +403,8 @@ def derive_maps(ctx: Context, fits: dict[str, np.ndarray]) -> dict[str, np.ndarr
     out.update(strain=wh.strain, strain_err=wh.strain_err, size=wh.size * to_nm, size_err=wh.size_err * to_nm,
                wh_flag=np.asarray(wh.flag, np.uint8))
     out["orientation"], out["orientation_err"] = _orientation(ctx, fits, lat.a, lat.b, n)
-    out["disorder"], out["disorder_err"] = np.degrees(_disorder(fits, wx, q0, q0e, wh))
+    out["disorder"], out["disorder_err"] = np.degrees(derive.disorder_over_reflections(
+        fits["fwhm_phi"][wx].T, fits["fwhm_phi_err"][wx].T, q0, wh, q0_err=q0e))
     sx = ctx.saxs
     if sx:
         names = [refl[i].name for i in sx]
