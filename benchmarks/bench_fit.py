@@ -3,6 +3,8 @@
 Problems (Poisson noise, seeded):
   PL-like    : 1024 channels, one Gaussian + constant (4 parameters), non-uniform energy axis
   Bragg-like : 40 x 60 (q, azimuth) window, gauss2d_polar (7 parameters)
+  PL-pV, Bragg-pV: the same problems with pseudo-Voigt lines (eta 0.5) fitted by peaks1d
+               ("pvoigt", 5 free of 6 parameters) and pvoigt2d_polar (8): the cost of the new models
 The reference is scipy.optimize.curve_fit called once per fit with the analytic Jacobian, from
 the same starting values our automatic guess produces (so both solve the same problems).
 Ours runs on every CPU this process may use, and on the GPU when CuPy sees one (data already on
@@ -33,23 +35,46 @@ from gpuproc.fit import fit, get_model  # noqa: E402
 
 
 def curve_fit_loop(model, x: np.ndarray, y: np.ndarray, p0: np.ndarray) -> np.ndarray:
-    """Per-fit scipy loop from the starts ``p0``; the fitted parameters (NaN where it failed)."""
+    """Per-fit scipy loop from the starts ``p0`` over the parameters the model does not hold; the
+    fitted parameters (NaN where it failed)."""
     xs = x.astype(np.float64)
+    free = np.array([i not in model.held for i in range(model.n_params)])
+    full = np.zeros(model.n_params)
+    full[list(model.held)] = list(model.held.values())
+
+    def params(p):
+        out = full.copy()
+        out[free] = p
+        return out[None]
 
     def f(_, *p):
-        return model.evaluate(xs, np.asarray(p)[None])[0]
+        return model.evaluate(xs, params(p))[0]
 
     def jac(_, *p):
-        return model.jacobian(xs, np.asarray(p)[None])[0]
+        return model.jacobian(xs, params(p))[0][:, free]
 
-    out = np.empty((len(y), model.n_params))
+    out = np.tile(full, (len(y), 1))
     for i in range(len(y)):
         try:
-            out[i], _ = curve_fit(f, None, y[i].astype(np.float64), p0=p0[i].astype(np.float64), jac=jac,
-                                  maxfev=2000)
+            out[i, free], _ = curve_fit(f, None, y[i].astype(np.float64), p0=p0[i, free].astype(np.float64),
+                                        jac=jac, maxfev=2000)
         except RuntimeError:
             out[i] = np.nan
     return out
+
+
+def as_pvoigt(model, x: np.ndarray, truth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Poisson counts of ``model`` (peaks1d or pvoigt2d_polar) with the Gaussian problem's
+    heights, positions and FWHM (``truth`` of pl_problem / bragg_problem) and eta 0.5."""
+    fw = 2.0 * np.sqrt(2.0 * np.log(2.0))
+    if model.name == "peaks1d":  # pl_problem: A, mu, sigma, c0, c1 -> A, mu, FWHM, eta, alpha, c0
+        p = np.stack([truth[:, 0], truth[:, 1], fw * truth[:, 2], np.full(len(truth), 0.5),
+                      np.zeros(len(truth)), truth[:, 3]], axis=-1)
+    else:  # bragg_problem: A, q0, sq, phi0, sphi, b0, b1
+        p = np.stack([truth[:, 0], truth[:, 1], fw * truth[:, 2], np.full(len(truth), 0.5), truth[:, 3],
+                      fw * truth[:, 4], truth[:, 5], truth[:, 6]], axis=-1)
+    xs = x if x.ndim == 2 else x[None]
+    return rng.poisson(model.evaluate(xs.astype(np.float64), p)).astype(np.float32)
 
 
 def bench(name: str, model, x: np.ndarray, y: np.ndarray, n_ref: int, device: str, repeats: int) -> dict[str, Any]:
@@ -87,7 +112,7 @@ def bench(name: str, model, x: np.ndarray, y: np.ndarray, n_ref: int, device: st
         "speedup_vs_curve_fit": speed,
         "max_param_difference_vs_curve_fit_in_sigma": float(np.nanmax(dev_sigma)) if ok.any() else None,
     }
-    print(f"{name:6s} {device}: {timing['ours']['items_per_s']:12.0f} fits/s   curve_fit loop: "
+    print(f"{name:8s} {device}: {timing['ours']['items_per_s']:12.0f} fits/s   curve_fit loop: "
           f"{timing['curve_fit_loop']['items_per_s']:8.0f} fits/s   ratio {speed['median']:6.1f}x "
           f"({speed['low']:.1f}-{speed['high']:.1f})   max |diff| {row['max_param_difference_vs_curve_fit_in_sigma']:.3f}"
           " sigma", flush=True)
@@ -104,11 +129,18 @@ def main() -> None:
     for device, session in sessions.items():
         n_pl = int((2_000_000 if device == "gpu" else 40_000) * scale)
         n_br = int((500_000 if device == "gpu" else 10_000) * scale)
-        x, y, _ = pl_problem(rng, n_pl, n_points=1024)
+        x, y, truth = pl_problem(rng, n_pl, n_points=1024)
         rows = [bench("PL", get_model("gauss1d"), x, y, max(int(400 * scale), 20), device, args.repeats)]
-        (q, phi), y, _ = bragg_problem(rng, n_br, phi_center=0.0)
-        rows.append(bench("Bragg", get_model("gauss2d_polar"), np.stack([q, phi]), y, max(int(150 * scale), 10),
-                          device, args.repeats))
+        pv = get_model("peaks1d", shapes="pvoigt", background="constant")
+        rows.append(bench("PL-pV", pv, x, as_pvoigt(pv, x, truth, rng), max(int(400 * scale), 20), device,
+                          args.repeats))
+        (q, phi), y, truth = bragg_problem(rng, n_br, phi_center=0.0)
+        xq = np.stack([q, phi])
+        rows.append(bench("Bragg", get_model("gauss2d_polar"), xq, y, max(int(150 * scale), 10), device,
+                          args.repeats))
+        pv = get_model("pvoigt2d_polar")
+        rows.append(bench("Bragg-pV", pv, xq, as_pvoigt(pv, xq, truth, rng), max(int(150 * scale), 10), device,
+                          args.repeats))
         session.write({"benchmark": "bench_fit.py", "results": rows})
 
 

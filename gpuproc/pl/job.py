@@ -29,7 +29,8 @@ Sections and keys (defaults in brackets)::
                 (ADU rms), bias (ADU, subtracted when there is no dark) -- each a number or
                 ["auto"]: estimated from the dark and the spectra (gpuproc.pl.noise)
     [fit]       max_peaks [3], background ["linear"|"constant"|"none"], estimator ["lsq"|"poisson"],
-                min_significance [3.0]
+                min_significance [3.0], peak_shape ["gauss"|"lorentz"|"pvoigt"|"split_gauss", or a
+                list of max_peaks of them: one per peak, in the order the peaks are added]
     [maps]      intensity_threshold [0.2]: pixels whose integrated intensity exceeds this fraction
                 of the 99th percentile count as sample (quartiles, figures)
     [figures]   points (map positions [[x, y], ...] in um whose spectra are drawn with their fits,
@@ -53,6 +54,7 @@ from typing import Any, Literal
 import numpy as np
 
 from gpuproc.config import ConfigError, from_dict, load_toml
+from gpuproc.pl.peaks import PeakShape
 from gpuproc.pl.timeseries import ResponseChoice
 from gpuproc.run.settings import ExecutionKeys, SlurmSection
 from gpuproc.run.validate import at_least
@@ -134,10 +136,16 @@ class FitSection:
     background: Literal["linear", "constant", "none"] = "linear"
     estimator: Literal["lsq", "poisson"] = "lsq"
     min_significance: float = 3.0
+    #: profile of every peak (README model table), or one per peak: the first for the 1-peak fit's
+    #: peak, the second for the peak the 2-peak fit adds, ...
+    peak_shape: PeakShape | list[PeakShape] = "gauss"
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_peaks <= 4:
             raise ValueError(f"max_peaks must be 1..4, got {self.max_peaks}")
+        if isinstance(self.peak_shape, list) and len(self.peak_shape) != self.max_peaks:
+            raise ValueError(f"peak_shape lists {len(self.peak_shape)} shapes; max_peaks = {self.max_peaks} "
+                             "needs one per peak (or a single shape for all)")
 
 
 @dataclass

@@ -1,4 +1,12 @@
-"""Fit every PL spectrum with 1..N Gaussians in energy plus background; N chosen per pixel by BIC.
+"""Fit every PL spectrum with 1..N peaks in energy plus background; N chosen per pixel by BIC.
+
+Peak shapes
+-----------
+``peak_shape`` "gauss" (the default) fits the ``gauss1d`` model; "lorentz", "pvoigt" and
+"split_gauss", or a list with one shape per peak (the first for the 1-peak fit's peak, the second
+for the peak the 2-peak fit adds, ...), fit ``peaks1d`` (gpuproc.fit.models.peaks1d). Widths are
+FWHM and areas the integral of the fitted profile (amplitude x FWHM x its integral breadth per
+FWHM: 1.0645 Gaussian, 1.5708 Lorentzian, gpuproc.fit.models.profiles) whatever the shape.
 
 Model selection
 ---------------
@@ -7,8 +15,8 @@ starts from a baseline that peaks cannot pull up (a clipped quadratic fit) and t
 feature above it, so sloped and curved backgrounds do not capture the start; the N-peak fit starts
 from the (N-1)-peak result plus a new peak at the largest (smoothed, noise-weighted) residual, so
 a shoulder or a second maximum is where the search starts. Each fit, and the background alone
-(N = 0), is scored by the Bayesian information criterion with k = 3N + n_background parameters and
-n valid channels:
+(N = 0), is scored by the Bayesian information criterion with k free parameters (3N + n_background
+for Gaussians; a pseudo-Voigt adds its eta, a split Gaussian its asymmetry) and n valid channels:
 
 * least squares: ``BIC = n ln(RSS_w / n) + k ln n`` (Gaussian likelihood with the noise scale
   free; RSS_w is the weighted residual sum of squares),
@@ -16,8 +24,8 @@ n valid channels:
 
 A fit can only be chosen when it converged, its BIC is below the background's, every peak has
 ``amplitude / error`` and ``area / error`` of at least ``min_significance``, every centre lies
-inside the energy window and every sigma is between one mean channel spacing (narrower: not
-resolved) and a quarter of the window (broader "peaks" are background). The admissible fit with
+inside the energy window and every FWHM is between that of Gaussians of sigma one mean channel
+spacing (narrower: not resolved) and a quarter of the window (broader "peaks" are background). The admissible fit with
 the lowest BIC wins; a pixel with no admissible fit (dark, no emission) gets ``n_peaks = 0`` and
 NaN values. On emission-free CCD spectra fewer than 0.1 % get a peak.
 
@@ -28,7 +36,7 @@ untried fit counts as inadmissible (BIC inf). On a 48 x 48 x 1024 synthetic map 
 1 - 1571/2304 of the 2-peak and 1 - 207/2304 of the 3-peak fits, none of which won BIC.
 
 Per-pixel values refer to the dominant peak, the one with the largest area
-``A sigma sqrt(2 pi)``; per-peak arrays have a trailing dimension of length ``max_peaks``, sorted by
+(``A sigma sqrt(2 pi)`` for a Gaussian); per-peak arrays have a trailing dimension of length ``max_peaks``, sorted by
 ascending energy and NaN-padded. Energies are in eV, widths in meV (FWHM = 2 sqrt(2 ln 2) sigma).
 Errors are the engine's standard errors; area errors neglect the amplitude-width covariance.
 """
@@ -37,16 +45,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from gpuproc.backend import get_xp
 from gpuproc.fit import FitResult, Status, fit, get_model
+from gpuproc.fit.models import Gauss1D, Peaks1D
+from gpuproc.fit.models.peak_sum import PeakSum
+from gpuproc.fit.models.profiles import SHAPES
 from gpuproc.pl.spectra import check_axis, ndimage_module
 
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
-SQRT_2PI = np.sqrt(2.0 * np.pi)
+PeakShape = Literal["gauss", "lorentz", "pvoigt", "split_gauss"]
 N_BACKGROUND = {"none": 0, "constant": 1, "linear": 2}
 BASELINE_ITERATIONS = 30  #: clip-and-refit passes of the starting background
 
@@ -65,7 +76,7 @@ class PeakMaps:
     fwhm_err_mev: Any
     amplitude: Any  #: dominant peak height, intensity units
     amplitude_err: Any
-    area: Any  #: dominant peak area A sigma sqrt(2 pi), intensity x eV
+    area: Any  #: dominant peak area (integral of its profile), intensity x eV
     area_err: Any
     total_area: Any  #: sum of the areas of all peaks (integrated PL intensity)
     centroid: Any  #: background-subtracted, model-free intensity-weighted mean energy, eV
@@ -94,6 +105,7 @@ def fit_peaks(
     estimator: str = "lsq",
     min_significance: float = 3.0,
     device: str = "auto",
+    peak_shape: str | tuple[str, ...] | list[str] = "gauss",
 ) -> PeakMaps:
     """Fit 1..``max_peaks`` Gaussians + background to every spectrum and keep the BIC-best.
 
@@ -113,6 +125,8 @@ def fit_peaks(
     min_significance : float
         Smallest amplitude / standard error for a peak to count.
     device : {"auto", "cpu", "gpu"}
+    peak_shape : {"gauss", "lorentz", "pvoigt", "split_gauss"} or a sequence of ``max_peaks`` of them
+        One shape for every peak, or one per peak in the order the peaks are added (see above).
 
     Returns
     -------
@@ -122,6 +136,7 @@ def fit_peaks(
         raise ValueError(f"max_peaks must be 1..4, got {max_peaks}")
     if background not in N_BACKGROUND:
         raise ValueError(f"background must be one of {tuple(N_BACKGROUND)}, got {background!r}")
+    models = peak_models(peak_shape, max_peaks, background)
     xp = get_xp(device)
     y = xp.asarray(spectra, dtype=np.float32)
     check_axis(energy, y.shape[-1] if y.ndim else None, "energy")
@@ -132,19 +147,40 @@ def fit_peaks(
     opts = dict(estimator=estimator, device=device)
     points = _Points.of(y, w, xp)
     results, scores, p0 = [], [], _first_start(y, e, background, estimator, xp)
-    bic0 = _background_bic(y, e, w, p0, background, opts, points, xp)
+    gauss_p0 = p0  # the background BIC's start (gauss1d)
+    p0 = _converted(p0, models[0], xp)
+    bic0 = _background_bic(y, e, w, gauss_p0, background, opts, points, xp)
     tried = xp.ones(y.shape[0], dtype=bool)
     for n in range(1, max_peaks + 1):
-        r = _fit_rows(y, e, w, tried, get_model("gauss1d", n_peaks=n, background=background), p0, opts, xp)
+        r = _fit_rows(y, e, w, tried, models[n - 1], p0, opts, xp)
         mu = _model(r, e, xp)  # once per ladder step: the BIC and the next start both use it
         bic = _bic(r, mu, w, points, xp)
         admissible = tried & _admissible(r, e, min_significance, xp) & (bic < bic0)
         results.append(r)
         scores.append(xp.where(admissible, bic, xp.inf))
         if n < max_peaks:
-            tried, p0 = admissible, _next_start(r, mu, y, e, w, xp)
+            tried, p0 = admissible, _next_start(r, models[n], mu, y, e, w, xp)
     maps = _select(results, xp.stack(scores, axis=-1), xp.isfinite(bic0), y, e, max_peaks, xp)
     return PeakMaps(**{k: v.reshape(batch + v.shape[1:]) for k, v in maps.items()})
+
+
+def peak_models(peak_shape: str | tuple[str, ...] | list[str], max_peaks: int, background: str) -> list[PeakSum]:
+    """The 1..``max_peaks``-peak models of ``peak_shape`` (all Gaussian: gauss1d, else peaks1d)."""
+    shapes = (peak_shape,) * max_peaks if isinstance(peak_shape, str) else tuple(peak_shape)
+    if len(shapes) != max_peaks or any(s not in SHAPES for s in shapes):
+        raise ValueError(f"peak_shape must be one of {tuple(SHAPES)} or a list of max_peaks = {max_peaks} "
+                         f"of them, got {peak_shape!r}")
+    if all(s == "gauss" for s in shapes):
+        return [Gauss1D(n, background) for n in range(1, max_peaks + 1)]
+    return [Peaks1D(shapes[:n], background) for n in range(1, max_peaks + 1)]
+
+
+def _converted(p0: Any, model: PeakSum, xp: ModuleType) -> Any:
+    """A 1-peak gauss1d start (amplitude, centre, sigma, background) as ``model``'s start."""
+    if isinstance(model, Gauss1D):
+        return p0
+    peak = model.peak_block(0, p0[:, 0], p0[:, 1], FWHM_PER_SIGMA * p0[:, 2], xp)
+    return xp.concatenate([peak, p0[:, 3:]], axis=-1).astype(np.float32)
 
 
 def _weights(weights: Any, y: Any, xp: ModuleType) -> Any:
@@ -233,29 +269,31 @@ def _bic(r: FitResult, mu: Any, w: Any, points: _Points, xp: ModuleType, k: int 
     else:
         rss = xp.where(valid, w * (yy - mu) ** 2, 0.0).sum(axis=-1)
         misfit = n * xp.log(xp.maximum(rss, 1e-300) / xp.maximum(n, 1))
-    k = r.model.n_params if k is None else k
+    k = r.model.n_params - len(r.model.held) if k is None else k
     return xp.where(n > k, misfit + k * xp.log(xp.maximum(n, 1)), xp.inf)
 
 
-def _peak_params(r: FitResult, xp: ModuleType) -> tuple[Any, Any]:
-    """Peak parameters and errors as (n_fits, N, 3): amplitude, centre, sigma."""
-    n_peaks = r.model.n_peaks
-    p = xp.asarray(r.params[:, : 3 * n_peaks], dtype=np.float64).reshape(-1, n_peaks, 3)
-    s = xp.asarray(r.errors[:, : 3 * n_peaks], dtype=np.float64).reshape(-1, n_peaks, 3)
-    return p, s
+#: the per-peak values of a fit :func:`_select` keeps (PeakSum.peak_table), values then errors
+PEAK_VALUES = ("amplitude", "center", "fwhm", "area")
+
+
+def _peak_table(r: FitResult, xp: ModuleType) -> dict[str, Any]:
+    """Per peak (n_fits, N): amplitude, centre, FWHM, area and their errors (``*_err``)."""
+    return r.model.peak_table(r.params, r.errors, xp)
 
 
 def _admissible(r: FitResult, e: Any, min_significance: float, xp: ModuleType) -> Any:
     """Converged peaks with height and area both significant, inside the window, narrower than a
     quarter of it and at least one mean channel spacing wide (narrower ones are not resolved:
     noise or spikes)."""
-    p, s = _peak_params(r, xp)
+    t = _peak_table(r, xp)
+    a, da = t["amplitude"], t["amplitude_err"]
     lo, hi = float(e.min()), float(e.max())
-    rel_area_err2 = (s[..., 0] / p[..., 0]) ** 2 + (s[..., 2] / p[..., 2]) ** 2
-    significant = (p[..., 0] >= min_significance * s[..., 0]) & (rel_area_err2 * min_significance**2 <= 1.0)
-    inside = (p[..., 1] >= lo) & (p[..., 1] <= hi)
-    width = (p[..., 2] < 0.25 * (hi - lo)) & (p[..., 2] >= (hi - lo) / (e.shape[0] - 1))
-    return (r.status == Status.CONVERGED) & xp.all(significant & inside & width & (s[..., 0] > 0), axis=-1)
+    significant = (a >= min_significance * da) & (t["area"] >= min_significance * t["area_err"])
+    inside = (t["center"] >= lo) & (t["center"] <= hi)
+    sigma = t["fwhm"] / FWHM_PER_SIGMA  # the limits are those of a Gaussian of this FWHM
+    width = (sigma < 0.25 * (hi - lo)) & (sigma >= (hi - lo) / (e.shape[0] - 1))
+    return (r.status == Status.CONVERGED) & xp.all(significant & inside & width & (da > 0), axis=-1)
 
 
 def _first_start(y: Any, e: Any, background: str, estimator: str, xp: ModuleType) -> Any:
@@ -316,27 +354,29 @@ def _peak_guess(resid: Any, e: Any, xp: ModuleType) -> Any:
     return xp.stack([a[:, 0], e[i[:, 0]], sigma], axis=-1)
 
 
-def _next_start(r: FitResult, mu: Any, y: Any, e: Any, w: Any, xp: ModuleType) -> Any:
+def _next_start(r: FitResult, model: PeakSum, mu: Any, y: Any, e: Any, w: Any, xp: ModuleType) -> Any:
     """Start of the (N+1)-peak fit: the N-peak parameters plus a peak at the largest residual.
 
     The residual is weighted by sqrt(w) and smoothed over the median first-peak sigma (a matched
     filter: systematic misfit of peak width stands out of the channel noise); the new peak gets
     the smoothed unweighted residual there as amplitude and 0.6 x the first peak's sigma.
-    ``mu``: the N-peak model values (:func:`_model`).
+    ``mu``: the N-peak model values (:func:`_model`); ``model``: the (N+1)-peak model.
     """
     ndi = ndimage_module(xp)
     params = xp.asarray(r.params, dtype=np.float64)
     resid = xp.where(xp.isfinite(y), y - mu, 0.0)
     spacing = float(e.max() - e.min()) / (e.shape[0] - 1)
-    width = _median_width(params[:, 2], spacing, e.shape[0], xp)
+    first_sigma = _peak_table(r, xp)["fwhm"][:, 0] / FWHM_PER_SIGMA
+    width = _median_width(first_sigma, spacing, e.shape[0], xp)
     z = ndi.uniform_filter1d(resid * xp.sqrt(xp.broadcast_to(w, resid.shape)), width, axis=-1, mode="nearest")
     i = xp.argmax(z, axis=-1)
     smooth = ndi.uniform_filter1d(resid, width, axis=-1, mode="nearest")
     floor = 1e-6 * xp.where(xp.isfinite(y), xp.abs(y), 0.0).max(axis=-1)
     amp = xp.maximum(xp.take_along_axis(smooth, i[:, None], axis=-1)[:, 0], floor)
     n = r.model.n_peaks
-    new = xp.stack([amp, e[i], 0.6 * params[:, 2]], axis=-1)
-    p0 = xp.concatenate([params[:, : 3 * n], new, params[:, 3 * n:]], axis=-1)
+    new = model.peak_block(n, amp, e[i], 0.6 * FWHM_PER_SIGMA * first_sigma, xp)
+    split = r.model.n_per_peak * n
+    p0 = xp.concatenate([params[:, :split], new, params[:, split:]], axis=-1)
     return xp.where(xp.isfinite(p0), p0, 0.0).astype(np.float32)
 
 
@@ -355,14 +395,13 @@ def _select(results: list[FitResult], bic: Any, background_fitted: Any, y: Any, 
     significant emission: a measurement), else the 1-peak fit's."""
     best = xp.argmin(bic, axis=-1)
     n_peaks = xp.where(xp.isfinite(bic.min(axis=-1)), best + 1, 0).astype(np.int8)
-    peaks = xp.stack([_padded(r, max_peaks, xp) for r in results])  # (N, n_fits, max_peaks, 6)
+    peaks = xp.stack([_padded(r, max_peaks, xp) for r in results])  # (N, n_fits, max_peaks, 8)
     idx = xp.broadcast_to(best[None, :, None, None], (1,) + peaks.shape[1:])
     chosen = xp.take_along_axis(peaks, idx, axis=0)[0]
     chosen = xp.where((n_peaks > 0)[:, None, None], chosen, xp.nan)
     order = xp.argsort(xp.where(xp.isfinite(chosen[..., 1]), chosen[..., 1], xp.inf), axis=-1)
     chosen = xp.take_along_axis(chosen, order[..., None], axis=1)
-    a, mu, s, da, dmu, ds = (chosen[..., j] for j in range(6))
-    area = a * s * SQRT_2PI
+    a, mu, fwhm, area, da, dmu, dfwhm, darea = (chosen[..., j] for j in range(2 * len(PEAK_VALUES)))
     dom = xp.argmax(xp.where(xp.isfinite(area), area, -xp.inf), axis=-1)[:, None]
 
     def pick(v: Any) -> Any:
@@ -371,12 +410,11 @@ def _select(results: list[FitResult], bic: Any, background_fitted: Any, y: Any, 
     fallback = xp.where(n_peaks > 0, best, 0)
     chi2 = xp.stack([r.chi2 for r in results])
     status = xp.stack([r.status for r in results])
-    rel_area_err = xp.sqrt((da / a) ** 2 + (ds / s) ** 2)
     return {
         "energy": pick(mu), "energy_err": pick(dmu),
-        "fwhm_mev": 1e3 * FWHM_PER_SIGMA * pick(s), "fwhm_err_mev": 1e3 * FWHM_PER_SIGMA * pick(ds),
+        "fwhm_mev": 1e3 * pick(fwhm), "fwhm_err_mev": 1e3 * pick(dfwhm),
         "amplitude": pick(a), "amplitude_err": pick(da),
-        "area": pick(area), "area_err": pick(area * rel_area_err),
+        "area": pick(area), "area_err": pick(darea),
         "total_area": xp.where(n_peaks > 0, xp.nansum(area, axis=-1), xp.nan),
         "centroid": _centroid(results, best, n_peaks, y, e, xp),
         "n_peaks": n_peaks,
@@ -384,16 +422,16 @@ def _select(results: list[FitResult], bic: Any, background_fitted: Any, y: Any, 
         "status": xp.where((n_peaks == 0) & background_fitted, np.uint8(Status.NO_PEAK),
                            xp.take_along_axis(status, fallback[None], axis=0)[0]).astype(np.uint8),
         "bic": bic,
-        "peak_energy": mu, "peak_energy_err": dmu, "peak_fwhm_mev": 1e3 * FWHM_PER_SIGMA * s,
+        "peak_energy": mu, "peak_energy_err": dmu, "peak_fwhm_mev": 1e3 * fwhm,
         "peak_amplitude": a, "peak_area": area,
     }
 
 
 def _padded(r: FitResult, max_peaks: int, xp: ModuleType) -> Any:
-    """(n_fits, max_peaks, 6): amplitude, centre, sigma and their errors, NaN-padded."""
-    p, s = _peak_params(r, xp)
-    v = xp.concatenate([p, s], axis=-1)
-    pad = xp.full((v.shape[0], max_peaks - v.shape[1], 6), xp.nan)
+    """(n_fits, max_peaks, 8): :data:`PEAK_VALUES` and their errors, NaN-padded."""
+    t = _peak_table(r, xp)
+    v = xp.stack([t[k] for k in PEAK_VALUES] + [t[k + "_err"] for k in PEAK_VALUES], axis=-1)
+    pad = xp.full((v.shape[0], max_peaks - v.shape[1], v.shape[2]), xp.nan)
     return xp.concatenate([v, pad], axis=1)
 
 
@@ -414,9 +452,4 @@ def _centroid(results: list[FitResult], best: Any, n_peaks: Any, y: Any, e: Any,
 
 def _background(r: FitResult, e: Any, xp: ModuleType) -> Any:
     """The fitted background alone, (n_fits, n)."""
-    n_bg = r.model.n_params - 3 * r.model.n_peaks
-    p = xp.asarray(r.params, dtype=np.float64)
-    bg = xp.zeros((p.shape[0], e.shape[0]))
-    for j in range(n_bg):
-        bg = bg + p[:, 3 * r.model.n_peaks + j, None] * e[None, :] ** j
-    return bg
+    return r.model.background_values(e[None, :], xp.asarray(r.params, dtype=np.float64), xp)

@@ -32,7 +32,6 @@ import zarr
 
 from gpuproc.backend import get_xp, to_numpy
 from gpuproc.config import ConfigError
-from gpuproc.io.nexus import export_nexus
 from gpuproc.io.results import ResultLayout, ResultStore, Variable
 from gpuproc.io.dark import Dark, read_dark
 from gpuproc.pl import spectra as sp
@@ -252,6 +251,8 @@ class PlBlocks(StoreBlocks):
             with stage("figures"):
                 write_report(results.path, job.job.figures)
         if job.job.nexus is not None:
+            from gpuproc.io.nexus import export_nexus  # h5py only when asked
+
             export_nexus(results.path, job.job.nexus)
 
 
@@ -344,7 +345,9 @@ def _layout(job: PLJob, store: SpectraStore, prep: Preprocessor) -> ResultLayout
     block_dim = "y" if store.mode == "map" else "time"
     rows = job.job.batch_rows
     return ResultLayout(sizes, coords, result_variables(job, store.mode), block_dim, rows,
-                        attrs={"mode": store.mode, "spectra_store": str(store.path),
+                        attrs={"mode": store.mode, "spectra_store": str(store.path), "peak_shape": job.fit.peak_shape,
+                               "width_convention": "FWHM and area (integral) of each peak's fitted profile "
+                                                   "(peak_shape; README model table)",
                                **({"step_um": store.attrs["step_um"]} if store.mode == "map" else {})})
 
 
@@ -361,7 +364,7 @@ def fit_block(counts: np.ndarray, prep: Preprocessor, job: PLJob, keep_spectra: 
     with stage("fit"):
         maps = fit_peaks(intensity, xp.asarray(prep.energy), max_peaks=f.max_peaks, background=f.background,
                          weights=weights, estimator=f.estimator, min_significance=f.min_significance,
-                         device=job.job.device).as_dict()
+                         device=job.job.device, peak_shape=f.peak_shape).as_dict()
     if prep.poisson:
         maps.update({k: maps[k] * prep.noise.gain for k in COUNT_RESULTS})
     maps["n_spikes"], maps["flag"] = n_spikes, (nonfinite * FLAG_NONFINITE + (maps["n_peaks"] == 0) * FLAG_NO_PEAK)

@@ -121,13 +121,13 @@ class StoreBlocks:
                 data = self.read_block(block) if pipe is None else pipe.take(block, watch)
             values = self.compute_block(block, data)
             del data
-            with timings.stage("write"):
-                if pipe is None:
+            if pipe is None:
+                with timings.stage("write"):
                     self.results.write_block(block, values)
-                else:
-                    pipe.write(block, values, watch)
         if pipe is None:
             self._record(block, watch)
+        else:  # the writer thread records the block: this thread is done with its stopwatch
+            pipe.write(block, values, watch)
 
     @contextlib.contextmanager
     def overlapped(self, blocks: list[int], depth: int = prefetch.DEFAULT_DEPTH) -> Iterator[None]:

@@ -83,9 +83,12 @@ class Pipeline:
 
     def write(self, block: int, values: Any, watch: Stopwatch) -> None:
         """Write ``values`` of ``block`` in the background, after the previous write has finished
-        (waiting for it here)."""
+        (waiting for it here, counted as ``write``); from now on only the writer thread touches
+        ``watch``."""
+        start = time.perf_counter()
         if self._writing is not None:
             self._writing.result()
+        watch.add("write", time.perf_counter() - start)
         self._writing = self._writer.submit(self._background_write, block, values, watch)
 
     def _background_write(self, block: int, values: Any, watch: Stopwatch) -> None:

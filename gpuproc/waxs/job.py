@@ -11,7 +11,8 @@
     [fit]          max_iter, min_significance, min_coverage, warn_coverage, min_fwhm_bins
     [derive]       shape_factor, orientation_reflection, orientation_period, instrumental_fwhm,
                    saxs_groups
-    [[reflections]] name, hkl, q_range, azimuth_range, kind ("waxs" | "saxs"), instrumental_fwhm
+    [[reflections]] name, hkl, q_range, azimuth_range, kind ("waxs" | "saxs"), instrumental_fwhm,
+                   model ("gauss2d_polar" | "pvoigt2d_polar")
     [slurm]        partition, cores, memory, walltime, gpus, n_jobs, array_size, ... (SLURM runs)
 """
 
@@ -33,7 +34,7 @@ class JobSection(ExecutionKeys):
     figures: Path | None = None  #: directory for PNG figures; none when omitted
     nexus: Path | None = None  #: also write the results as this NeXus/HDF5 file at the end (gpuproc.io.nexus)
     device: Literal["auto", "cpu", "gpu"] = "auto"
-    batch_frames: int = 64  #: frames per processing block (memory bound); whole scan rows are used
+    batch_frames: int = 64  #: frames per processing block (memory bound): whole scan rows, or parts of a row below one
     save_cakes: bool = False  #: also store every frame's cake (y, x, azimuth, q)
     resume: bool = True  #: continue an interrupted run of the same job instead of starting over
     overwrite: bool = False  #: replace an existing results store this job does not resume (only one gpuproc wrote)
@@ -125,6 +126,9 @@ class ReflectionSpec:
     azimuth_range: tuple[float, float]  #: degrees (pyFAI chi); hi may pass 180 to cross the seam
     kind: Literal["waxs", "saxs"] = "waxs"
     instrumental_fwhm: float | None = None  #: instrumental radial FWHM, subtracted before Williamson-Hall
+    #: spot model (README model table): Gaussian in q and azimuth, or pseudo-Voigt in q (own
+    #: Lorentzian fraction eta_q) times a Gaussian in azimuth; Williamson-Hall takes either's FWHM
+    model: Literal["gauss2d_polar", "pvoigt2d_polar"] = "gauss2d_polar"
 
     def __post_init__(self) -> None:
         if not self.q_range[0] < self.q_range[1]:

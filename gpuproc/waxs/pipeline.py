@@ -1,6 +1,7 @@
 """The WAXS pipeline: scan frames -> pyFAI cakes -> Bragg-spot fits -> structural maps.
 
-Data flow, one block of whole scan rows at a time (memory bounded by ``[job] batch_frames``)::
+Data flow, one block of whole scan rows (or of part of a row, when ``[job] batch_frames`` is below
+a row) at a time, so memory is bounded by ``batch_frames`` frames::
 
     frames (Zarr / HDF5, lazy) --CakeIntegrator--> signal, norm (frame, azimuth, q)
       --windows--> per reflection (frame, point) --gpuproc.fit gauss2d_polar--> parameters
@@ -22,9 +23,8 @@ from typing import Any
 import numpy as np
 
 from gpuproc.backend import to_numpy
-from gpuproc.fit import Status, fit
+from gpuproc.fit import Status
 from gpuproc.fit.models.gauss2d_polar import wrap_deg
-from gpuproc.io.nexus import export_nexus
 from gpuproc.io.results import ResultLayout, ResultStore, Variable
 from gpuproc.io.store import Scan, open_frames_scan, open_scan
 from gpuproc.run.blocks import RunSpec, StoreBlocks
@@ -39,9 +39,10 @@ from gpuproc.waxs.job import InputSection, WaxsJob, load_job
 from gpuproc.waxs.mean_frame import MeanFrame, store_mean_frame
 from gpuproc.waxs.monitor import monitor_scale
 from gpuproc.waxs.pyfai_config import pyfai_geometry
+from gpuproc.waxs.spot_fits import WindowProblem, fit_windows
 from gpuproc.waxs.windows import Window, make_window
 
-FIT_PARAMS = ("amplitude", "q0", "fwhm_q", "phi0", "fwhm_phi")
+FIT_PARAMS = ("amplitude", "q0", "fwhm_q", "eta_q", "phi0", "fwhm_phi")
 MEAN_CAKE_FRAMES = 32  #: frames (evenly spread over the scan) averaged into the overview cake
 
 
@@ -156,10 +157,11 @@ def open_source(job: WaxsJob) -> Scan:
 
 
 def read_frames(scan: Scan, k0: int, k1: int, source: Any) -> np.ndarray:
-    """Frames ``k0:k1`` of ``scan`` as one NumPy array; OSError naming the frames and ``source``
-    when they cannot be read or decoded (a truncated file, a corrupt chunk)."""
+    """Frames ``k0:k1`` of ``scan`` as one NumPy array (from a scan store's zarr array directly,
+    else through dask); OSError naming the frames and ``source`` when they cannot be read or
+    decoded (a truncated file, a corrupt chunk)."""
     try:
-        return np.asarray(scan.frames[k0:k1])
+        return np.asarray((scan.frames if scan.stored is None else scan.stored)[k0:k1])
     except Exception as exc:  # h5py, fabio, zarr and Blosc raise many kinds; all mean "unreadable"
         raise OSError(f"[input] source {source}: cannot read frames {k0} to {k1 - 1}: "
                       f"{type(exc).__name__}: {exc}") from exc
@@ -215,9 +217,10 @@ def _probe_frames(scan: Scan) -> np.ndarray:
     import dask
 
     n = scan.frames.shape[0]
+    source = scan.frames if scan.stored is None else scan.stored
     # read here, not as a task graph on a cluster: a worker's set-up would wait on its own threads
     with dask.config.set(scheduler="synchronous"):
-        return np.stack([np.asarray(scan.frames[k]) for k in sorted({0, n // 2, n - 1})])
+        return np.stack([np.asarray(source[k]) for k in sorted({0, n // 2, n - 1})])
 
 
 def _image(path: Path | None) -> np.ndarray | None:
@@ -244,8 +247,9 @@ def layout(ctx: Context, scan: Scan) -> ResultLayout:
     names = np.array([r.name for r in ctx.job.reflections])
     lu, qu = STORED_UNITS[ctx.length_unit], STORED_UNITS[ctx.q_unit]
     per_refl = ("reflection", "y", "x")
-    units = {"amplitude": "count", "q0": qu, "fwhm_q": qu, "phi0": "degree", "fwhm_phi": "degree"}
+    units = {"amplitude": "count", "q0": qu, "fwhm_q": qu, "eta_q": "1", "phi0": "degree", "fwhm_phi": "degree"}
     long = {"amplitude": "peak amplitude", "q0": "radial peak position", "fwhm_q": "radial FWHM",
+            "eta_q": "Lorentzian fraction of the radial profile (0: Gaussian, spot_model gauss2d_polar)",
             "phi0": "azimuthal peak position (pyFAI chi)", "fwhm_phi": "azimuthal FWHM"}
     variables: dict[str, Variable] = {}
     for p in FIT_PARAMS:
@@ -260,7 +264,7 @@ def layout(ctx: Context, scan: Scan) -> ResultLayout:
         "a": (lu, "lattice parameter a (least squares over hkl)"),
         "b": (lu, "lattice parameter b"),
         "c": (lu, "lattice parameter c (NaN without 00l reflections)"),
-        "strain": ("1", "Williamson-Hall microstrain eps (FWHM)"),
+        "strain": ("1", "Williamson-Hall microstrain eps (radial FWHM of each spot's fitted profile, spot_model)"),
         "size": ("nm", "Williamson-Hall crystallite size s = 2 pi K / dq0"),
         "orientation": ("degree", "in-plane orientation (phi0 of the orientation reflection, from every in-plane spot)"),
         "disorder": ("degree", "orientational disorder sqrt(dphi^2 - (dq0/q0)^2 - eps^2), error-weighted mean over WAXS spots"),
@@ -282,7 +286,9 @@ def layout(ctx: Context, scan: Scan) -> ResultLayout:
                "cake_fwhm_q": (derive.FWHM_PER_SIGMA * ctx.cake_sigma[:, 0], ("reflection",),
                                {"units": qu, "long_name": "radial FWHM the cake adds (removed from fwhm_q)"}),
                "cake_fwhm_phi": (derive.FWHM_PER_SIGMA * ctx.cake_sigma[:, 1], ("reflection",),
-                                 {"units": "degree", "long_name": "azimuthal FWHM the cake adds (removed from fwhm_phi)"})}
+                                 {"units": "degree", "long_name": "azimuthal FWHM the cake adds (removed from fwhm_phi)"}),
+               "spot_model": (np.array([r.model for r in ctx.job.reflections]), ("reflection",),
+                              {"units": "", "long_name": "fitted spot model (gpuproc.fit.models; README model table)"})}
     sizes = {"y": ny, "x": nx, "reflection": len(names)}
     if ctx.job.job.save_cakes:
         integ = ctx.integrator
@@ -291,10 +297,20 @@ def layout(ctx: Context, scan: Scan) -> ResultLayout:
         sizes.update({"q": integ.q.size, "azimuth": integ.azimuth.size})
         variables["cake"] = Variable(("y", "x", "azimuth", "q"), units="count",
                                      long_name="azimuthally regrouped frame")
-    rows = max(1, ctx.job.job.batch_frames // nx)
     attrs = {"pipeline": "waxs", "step_um": [float(dy), float(dx)], "q_unit": qu, "length_unit": lu, "fwhm_convention": "all widths are FWHM, with the cake's broadening (cake_fwhm_q, cake_fwhm_phi) removed in quadrature",
              "shape_factor": ctx.job.derive.shape_factor}
-    return ResultLayout(sizes, coords, variables, block_dim="y", block_size=rows, attrs=attrs, statics=statics)
+    return ResultLayout(sizes, coords, variables, block_dim="y", attrs=attrs, statics=statics,
+                        **block_shape(ctx.job.job.batch_frames, nx))
+
+
+def block_shape(batch_frames: int, nx: int) -> dict[str, Any]:
+    """How ``[job] batch_frames`` cuts the scan into blocks (:class:`ResultLayout` keys): whole
+    rows while a row fits (``batch_frames // nx`` of them), else each row in the fewest equal
+    parts of at most ``batch_frames`` positions, so a block never holds more frames than asked."""
+    if batch_frames >= nx:
+        return {"block_size": batch_frames // nx}
+    parts = -(-nx // batch_frames)
+    return {"block_size": 1, "sub_dim": "x", "sub_size": -(-nx // parts)}
 
 
 # ---- one block -------------------------------------------------------------------------------
@@ -352,30 +368,31 @@ def fit_reflections(ctx: Context, signal: Any, norm: Any, scale: Any | None) -> 
     out["fit_status"] = np.zeros((len(ctx.windows), n), np.uint8)
     out["chi2"] = np.full((len(ctx.windows), n), np.nan, np.float32)
     out["valid_fraction"] = np.zeros((len(ctx.windows), n), np.float32)
-    for i, w in enumerate(ctx.windows):
+    problems = []
+    for w, refl, points in zip(ctx.windows, ctx.job.reflections, ctx.fit_points):
         window_norm = w.take(norm)
-        valid = w.valid(window_norm)
         y, weight = intensity_and_weight(w.take(signal), window_norm, scale)
-        lower, upper = spot_checks.spot_bounds(w, f.min_fwhm_bins)
-        res = fit("gauss2d_polar", y, ctx.fit_points[i], weights=weight, mask=~valid, bounds=(lower, upper),
-                  estimator="poisson", device=ctx.job.job.device, max_iter=f.max_iter).get()
+        problems.append(WindowProblem(refl.model, y, weight, w.valid(window_norm), np.stack(points),
+                                      *spot_checks.spot_bounds(w, f.min_fwhm_bins, refl.model)))
+    results = fit_windows(problems, device=ctx.job.job.device, max_iter=f.max_iter, estimator="poisson")
+    for i, (problem, res) in enumerate(zip(problems, results)):
+        valid, lower = problem.valid, problem.lower
         fraction = to_numpy(valid.sum(axis=1) / valid.shape[1]).astype(np.float32)
         status = spot_checks.classify(res, fraction, lower, min_significance=f.min_significance,
                                       min_coverage=f.min_coverage)
-        p, e = res.params, res.errors
-        sigma_q = broadening.deconvolve(p[:, 2], e[:, 2], ctx.cake_sigma[i, 0])
-        sigma_phi = broadening.deconvolve(p[:, 4], e[:, 4], ctx.cake_sigma[i, 1])
+        fwhm_q, fwhm_phi = spot_checks.spot_fwhm(res, ctx.cake_sigma[i])
         # a spot not resolved beyond the cake's own broadening is not a width measurement
-        unresolved = ~((sigma_q[1] < sigma_q[0]) & (sigma_phi[1] < sigma_phi[0]))
+        unresolved = ~((fwhm_q[1] < fwhm_q[0]) & (fwhm_phi[1] < fwhm_phi[0]))
         status = np.where((status == Status.CONVERGED) & unresolved, Status.AT_BOUND, status).astype(np.uint8)
         ok = status == Status.CONVERGED
         values = {
-            "amplitude": (p[:, 0], e[:, 0]),
-            "q0": (p[:, 1], e[:, 1]),
-            "fwhm_q": derive.fwhm(*sigma_q),
-            "phi0": (derive.orientation(p[:, 3], reference=float(np.mean(ctx.job.reflections[i].azimuth_range)),
-                                        period=360.0).value, e[:, 3]),
-            "fwhm_phi": derive.fwhm(*sigma_phi),
+            "amplitude": (res["amplitude"], res.error("amplitude")),
+            "q0": (res["q0"], res.error("q0")),
+            "fwhm_q": fwhm_q,
+            "eta_q": spot_checks.radial_eta(res),
+            "phi0": (derive.orientation(res["phi0"], reference=float(np.mean(ctx.job.reflections[i].azimuth_range)),
+                                        period=360.0).value, res.error("phi0")),
+            "fwhm_phi": fwhm_phi,
         }
         for k, (v, err) in values.items():
             out[k][i] = np.where(ok, v, np.nan)
@@ -508,6 +525,8 @@ def finalize(ctx: Context, scan: Scan, store: ResultStore) -> None:
         with stage("figures"):
             write_report(store.path, ctx.job.job.figures)
     if ctx.job.job.nexus is not None:
+        from gpuproc.io.nexus import export_nexus  # h5py only when asked
+
         export_nexus(store.path, ctx.job.job.nexus)
 
 
@@ -535,8 +554,9 @@ def _mean_cake(ctx: Context, scan: Scan) -> tuple[np.ndarray, np.ndarray, int]:
     pick = np.unique(np.linspace(0, n - 1, min(n, MEAN_CAKE_FRAMES)).astype(int))
     signal = norm = 0.0
     image = MeanFrame()
+    source = scan.frames if scan.stored is None else scan.stored.oindex  # a store: zarr, not dask
     for i in range(0, pick.size, 16):
-        frames = np.asarray(scan.frames[pick[i:i + 16]])
+        frames = np.asarray(source[pick[i:i + 16]])
         s, nm = ctx.integrator.integrate_sums(frames)
         signal = signal + to_numpy(s).sum(axis=0)
         norm = norm + to_numpy(nm).sum(axis=0)

@@ -6,7 +6,7 @@ measurement when (in this order of precedence, see :class:`gpuproc.fit.Status`):
 * ``LOW_COVERAGE``: fewer than ``min_coverage`` of its window's bins are valid in that frame
   (masked or invalid pixels, :mod:`gpuproc.waxs.windows`); this replaces whatever status the
   engine gave, as it is the cause;
-* ``AT_BOUND``: a width (sigma_q or sigma_phi) sits at its lower bound, ``min_fwhm_bins`` cake
+* ``AT_BOUND``: a width (radial or azimuthal) sits at its lower bound, ``min_fwhm_bins`` cake
   bins of FWHM: the spot is not resolved by the bins. This comes before the significance test,
   as the amplitude and width of an unresolved spot are degenerate (a large amplitude error);
 * ``NO_PEAK``: the amplitude is below ``min_significance`` standard errors (an empty window, or
@@ -25,23 +25,48 @@ from typing import Any
 import numpy as np
 
 from gpuproc.fit import FitResult, Status
-from gpuproc.fit.models import get_model
+from gpuproc.fit.models import Model, get_model
+from gpuproc.waxs import broadening
 from gpuproc.waxs.derive import FWHM_PER_SIGMA
 from gpuproc.waxs.windows import Window
 
-MODEL = "gauss2d_polar"
-WIDTHS = (2, 4)  #: indices of sigma_q, sigma_phi in the model's parameters
+MODEL = "gauss2d_polar"  #: the default spot model ([[reflections]] model)
 #: a width within this relative distance of its lower bound is at the bound
 AT_BOUND_RTOL = 1e-3
 
 
-def spot_bounds(window: Window, min_fwhm_bins: float) -> tuple[np.ndarray, np.ndarray]:
+def width_indices(model: Model) -> list[int]:
+    """Indices of the radial and azimuthal width parameters of a spot model (``model.widths``)."""
+    return [model.param_names.index(n) for n in model.widths]
+
+
+def spot_bounds(window: Window, min_fwhm_bins: float, model: str = MODEL) -> tuple[np.ndarray, np.ndarray]:
     """Lower and upper parameter bounds of a spot fit in ``window``: the model's, with both widths
-    at least ``min_fwhm_bins`` bins of FWHM (sigma >= min_fwhm_bins * bin / 2.3548)."""
-    lo, hi = get_model(MODEL).default_bounds(np.stack([window.q, window.phi]))
-    for j, width in zip(WIDTHS, window.bin_widths):
-        lo[j] = max(lo[j], min_fwhm_bins * width / FWHM_PER_SIGMA)
+    at least ``min_fwhm_bins`` bins of FWHM (gauss2d_polar: sigma >= min_fwhm_bins * bin / 2.3548)."""
+    m = get_model(model)
+    lo, hi = m.default_bounds(np.stack([window.q, window.phi]))
+    for j, width in zip(width_indices(m), window.bin_widths):
+        lo[j] = max(lo[j], min_fwhm_bins * width / m.fwhm_per_width)
     return lo, hi
+
+
+def radial_eta(res: FitResult) -> tuple[np.ndarray, np.ndarray]:
+    """Lorentzian fraction of each fit's radial profile and its error: ``eta_q`` of pvoigt2d_polar,
+    0 (exactly) for the Gaussian gauss2d_polar."""
+    if "eta_q" in res.param_names:
+        return np.asarray(res["eta_q"]), np.asarray(res.error("eta_q"))
+    zero = np.zeros(np.shape(res.chi2), np.float32)
+    return zero, zero
+
+
+def spot_fwhm(res: FitResult, cake_sigma: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Radial and azimuthal FWHM of each fit and their errors, the cake's broadening (``cake_sigma``:
+    its radial and azimuthal sigma) removed in quadrature (:func:`gpuproc.waxs.broadening.deconvolve`;
+    exact for a Gaussian, for the pseudo-Voigt in q of pvoigt2d_polar the usual approximation);
+    NaN where the fitted width is not larger than the broadening."""
+    k = res.model.fwhm_per_width
+    return [broadening.deconvolve(k * np.asarray(res.params)[:, j], k * np.asarray(res.errors)[:, j],
+                                  FWHM_PER_SIGMA * s) for j, s in zip(width_indices(res.model), cake_sigma)]
 
 
 def classify(res: FitResult, valid_fraction: Any, lower: np.ndarray, *, min_significance: float,
@@ -61,7 +86,7 @@ def classify(res: FitResult, valid_fraction: Any, lower: np.ndarray, *, min_sign
     """
     status = np.array(res.status, np.uint8)
     p, e = np.asarray(res.params), np.asarray(res.errors)
-    widths = list(WIDTHS)
+    widths = width_indices(res.model)
     with np.errstate(invalid="ignore"):
         width_at_bound = np.any(p[:, widths] <= lower[widths] * (1.0 + AT_BOUND_RTOL), axis=1)
         no_peak = ~(p[:, 0] >= min_significance * e[:, 0])

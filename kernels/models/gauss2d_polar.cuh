@@ -29,6 +29,16 @@ struct Gauss2DPolar {
         return ae + p[5] + p[6] * x[0];
     }
 
+    // The same function for any scalar type T (float, Dual<NP>): tests/test_dual_jacobians.py checks
+    // eval's hand-written gradient against the dual numbers' through it.
+    template <class T>
+    GP_HD static T value(const float* x, const T* p) {
+        const T dphi = x[1] - p[3];
+        const T dq = (x[0] - p[1]) / p[2];
+        const T dp = (dphi - 360.0f * floor(dphi * (1.0f / 360.0f) + 0.5f)) / p[4];
+        return p[0] * exp(-0.5f * (dq * dq + dp * dp)) + p[5] + p[6] * x[0];
+    }
+
     GP_HD static void position(int k, int& param, int& dim, float& period) {
         param = k == 0 ? 1 : 3;
         dim = k;
