@@ -99,9 +99,13 @@ def main() -> None:
     data = json.loads(path.read_text()) if path.exists() else {}
     data.setdefault("runs", {})[args.label] = {"machine": machine(), **result}
     path.write_text(json.dumps(data, indent=2) + "\n")
+    before = data["runs"].get("before", {})
+    print(f"{'':5s}{'quantity':12s} {'n':>5s}  {'mean':>6s} {'sd':>5s}   before: {'mean':>6s} {'sd':>5s}")
     for family in ("waxs", "pl"):
         for name, s in result[family].items():
-            print(f"{family:5s}{name:12s} n={s['n']:5d}  pull mean {s['pull_mean']:+.2f}  sd {s['pull_sd']:.2f}")
+            b = before.get(family, {}).get(name)
+            was = f"{b['pull_mean']:+6.2f} {b['pull_sd']:5.2f}" if b else "     -     -"
+            print(f"{family:5s}{name:12s} {s['n']:5d}  {s['pull_mean']:+6.2f} {s['pull_sd']:5.2f}   before: {was}")
     print(f"wrote {path}")
 
 
