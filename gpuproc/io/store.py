@@ -41,7 +41,7 @@ UNITS = {"frames": "counts", "step_um": "um", "monitor": "counts"}
 #: MB on Pilatus 1M frames; recorded in benchmarks/results/codec_cpu.json, which
 #: tests/test_io_store_codec.py checks against this); stores written before keep theirs (zstd 3 +
 #: bitshuffle), as zarr reads each array's codec from its own metadata
-FRAME_CODEC = {"cname": "lz4", "clevel": 9, "shuffle": "bitshuffle"}
+FRAME_CODEC = {"cname": "lz4", "clevel": 5, "shuffle": "bitshuffle"}
 
 
 @dataclass
