@@ -8,11 +8,32 @@ folder or file is a failure: CI always has it, so a skip there would hide a brok
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(os.environ.get("GPUPROC_REALDATA", Path(__file__).resolve().parents[2] / "shared" / "realdata"))
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def _find_root() -> Path:
+    """$GPUPROC_REALDATA, else ``shared/realdata`` beside the checkout, else beside the checkout this
+    one was cloned from (a local ``git clone . /tmp/ci-clone``)."""
+    if "GPUPROC_REALDATA" in os.environ:
+        return Path(os.environ["GPUPROC_REALDATA"])
+    beside = CHECKOUT.parent / "shared" / "realdata"
+    if beside.exists():
+        return beside
+    origin = subprocess.run(["git", "-C", str(CHECKOUT), "config", "--get", "remote.origin.url"],
+                            capture_output=True, text=True).stdout.strip()
+    if origin and Path(origin).is_dir():
+        cloned_from = Path(origin).resolve().parent / "shared" / "realdata"
+        if cloned_from.exists():
+            return cloned_from
+    return beside
+
+
+ROOT = _find_root()
 
 
 def realdata_path(*parts: str) -> Path:
