@@ -4,7 +4,6 @@ The reference is pyFAI's own Worker (what pyFAI-integrate runs) configured from 
 """
 
 import json
-import types
 
 import fabio
 import numpy as np
@@ -14,6 +13,7 @@ from pyFAI.io._json import json_dumps
 from pyFAI.worker import Worker
 
 from gpuproc.config import ConfigError
+from gpuproc.io.store import Scan
 from gpuproc.waxs.job import load_job
 from gpuproc.waxs.pipeline import make_context
 from gpuproc.waxs.pyfai_config import integration_keys
@@ -70,7 +70,7 @@ def test_cake_equals_pyfai_worker(tmp_path, lab6, monkeypatch):
     integ = job.integration
     assert (integ.npt_q, integ.npt_azimuth, integ.unit, integ.q_range) == (500, 360, "q_A^-1", (1.0, 5.0))
     assert (integ.split, integ.polarization_factor, integ.mask) == ("bbox", 0.99, tmp_path / "mask.edf")
-    ctx = make_context(job, types.SimpleNamespace(frames=np.zeros((1, *frame.shape), frame.dtype), monitor=None, stored=None))
+    ctx = make_context(job, Scan(frames=np.zeros((1, *frame.shape), frame.dtype), attrs={}))
     ours = ctx.integrator.integrate(frame)[0]
 
     monkeypatch.chdir(tmp_path)  # pyFAI reads the file names relative to the working directory

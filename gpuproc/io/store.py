@@ -75,6 +75,13 @@ class Scan:
         """(ny, nx) frame index of every scan position (see :func:`scan_index`)."""
         return scan_index(self.scan_shape, self.attrs["scan_order"])
 
+    def read(self, index: int | slice | np.ndarray) -> np.ndarray:
+        """Frames at ``index`` (a frame, a slice or an array of frame numbers) as NumPy: from the
+        store's zarr array when there is one (no dask scheduler), else through dask."""
+        if self.stored is None:
+            return np.asarray(self.frames[index])
+        return np.asarray(self.stored.oindex[index] if isinstance(index, np.ndarray) else self.stored[index])
+
 
 def scan_index(scan_shape: tuple[int, int], scan_order: str = "row") -> np.ndarray:
     """Frame index at each scan position.

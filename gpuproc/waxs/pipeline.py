@@ -161,7 +161,7 @@ def read_frames(scan: Scan, k0: int, k1: int, source: Any) -> np.ndarray:
     else through dask); OSError naming the frames and ``source`` when they cannot be read or
     decoded (a truncated file, a corrupt chunk)."""
     try:
-        return np.asarray((scan.frames if scan.stored is None else scan.stored)[k0:k1])
+        return scan.read(slice(k0, k1))
     except Exception as exc:  # h5py, fabio, zarr and Blosc raise many kinds; all mean "unreadable"
         raise OSError(f"[input] source {source}: cannot read frames {k0} to {k1 - 1}: "
                       f"{type(exc).__name__}: {exc}") from exc
@@ -217,10 +217,9 @@ def _probe_frames(scan: Scan) -> np.ndarray:
     import dask
 
     n = scan.frames.shape[0]
-    source = scan.frames if scan.stored is None else scan.stored
     # read here, not as a task graph on a cluster: a worker's set-up would wait on its own threads
     with dask.config.set(scheduler="synchronous"):
-        return np.stack([np.asarray(source[k]) for k in sorted({0, n // 2, n - 1})])
+        return np.stack([scan.read(k) for k in sorted({0, n // 2, n - 1})])
 
 
 def _image(path: Path | None) -> np.ndarray | None:
@@ -554,9 +553,8 @@ def _mean_cake(ctx: Context, scan: Scan) -> tuple[np.ndarray, np.ndarray, int]:
     pick = np.unique(np.linspace(0, n - 1, min(n, MEAN_CAKE_FRAMES)).astype(int))
     signal = norm = 0.0
     image = MeanFrame()
-    source = scan.frames if scan.stored is None else scan.stored.oindex  # a store: zarr, not dask
     for i in range(0, pick.size, 16):
-        frames = np.asarray(source[pick[i:i + 16]])
+        frames = scan.read(pick[i:i + 16])
         s, nm = ctx.integrator.integrate_sums(frames)
         signal = signal + to_numpy(s).sum(axis=0)
         norm = norm + to_numpy(nm).sum(axis=0)
