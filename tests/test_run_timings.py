@@ -47,6 +47,11 @@ def test_waxs_run_records_stage_timings(waxs_job):
     rows = zarr.open_group(out, mode="r")[timings.ARRAY][...]
     assert rows.shape == (6, len(timings.BLOCK_FIELDS)) and np.isfinite(rows).all()
     assert (rows[:, timings.BLOCK_FIELDS.index("items")] == 8).all()
+    # the run's own report shows every stage but the drawing of the report itself
+    page = (waxs_job.parent / "figures" / "report.html").read_text(encoding="utf-8")
+    table = page.split("<h2>Timings</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "not recorded" not in table and ">fit</td>" in table and ">figures</td>" not in table
+    assert "figures: drawing this report" in table
 
 
 def test_resumed_run_counts_only_its_own_blocks(waxs_job):

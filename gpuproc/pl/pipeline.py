@@ -235,7 +235,7 @@ class PlBlocks(StoreBlocks):
                             _concatenate)
 
     def finalize(self) -> None:
-        """Statistics, shift map or event responses, figures; then mark the store complete."""
+        """Statistics, shift map or event responses; then mark the store complete."""
         job, store, results = self.job, self.spectra, self.results
         attrs = _statistics(job, results) | self.prep.noise.attrs()
         if job.figures.points is not None:  # the example spectra `gpuproc report` redraws
@@ -245,15 +245,6 @@ class PlBlocks(StoreBlocks):
         if store.mode == "timeseries":
             attrs.update(_responses(job, store, results))
         results.finish(attrs)
-        if job.job.figures is not None:  # drawn from the finished store, like `gpuproc report`
-            from gpuproc.report.html import write_report
-
-            with stage("figures"):
-                write_report(results.path, job.job.figures)
-        if job.job.nexus is not None:
-            from gpuproc.io.nexus import export_nexus  # h5py only when asked
-
-            export_nexus(results.path, job.job.nexus)
 
 
 def _concatenate(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -208,6 +208,8 @@ def _timings(attrs: dict[str, Any]) -> str:
     notes = [f"{data['blocks']} blocks" if "blocks" in data else "",
              f"{items} {what}, {float(items) / wall:.4g} per s" if items and wall > 0 else "",
              f"{data['workers']} workers" if data.get("workers", 1) > 1 else ""]
+    if "figures" not in stages:  # a run's own report: drawn after the timings were recorded
+        notes.append("figures: drawing this report, recorded in the store afterwards")
     note = ", ".join(n for n in notes if n)
     return _table(["stage", "time (s)", "% of wall"], rows) + (f"<p>{html.escape(note)}</p>" if note else "")
 

@@ -9,7 +9,7 @@ Then::
     runner.pending()        -> block ids not yet written (the store's done marks)
     runner.run_block(i)     computes block i, writes it (whole chunks) and marks it done
     runner.overlapped(ids)  context: run_block(i) for i in ids reads ahead and writes behind
-    runner.finalize()       statistics and figures once every block is written
+    runner.finalize()       statistics once every block is written; then runner.publish(): figures
 
 The pipelines' runners derive from :class:`StoreBlocks`, which splits a block into their
 ``read_block`` and ``compute_block``, records every block's stage timings
@@ -63,7 +63,10 @@ class BlockRunner(Protocol):
         """A context in which :meth:`run_block` runs ``blocks`` in this order, I/O overlapped."""
 
     def finalize(self) -> None:
-        """Whole-scan statistics and figures; marks the store complete."""
+        """Whole-scan statistics; marks the store complete."""
+
+    def publish(self) -> None:
+        """Figures, report and exports drawn from the finished store (after its timings are recorded)."""
 
 
 Opener = Callable[[Any, bool], BlockRunner]
@@ -79,6 +82,7 @@ class StoreBlocks:
     """
 
     results: ResultStore
+    job: Any  #: the pipeline's job (its ``job`` table names figures and NeXus outputs)
     #: seconds this process spent building the runner, recorded with its first block (workers)
     setup_s: float = 0.0
     _pipeline: prefetch.Pipeline | None = None  #: set inside :meth:`overlapped`
@@ -101,6 +105,20 @@ class StoreBlocks:
                              f"gpuproc cuts the same job into {lay.n_blocks}; set [job] overwrite = true "
                              "(or --overwrite) to start afresh, or choose another output")
         timings.create_array(self.results.group, lay.n_blocks)
+
+    def publish(self) -> None:
+        """From the finished store: the figures and ``report.html`` (``[job] figures``, timed as
+        ``figures``) and the NeXus file (``[job] nexus``)."""
+        settings = self.job.job
+        if settings.figures is not None:  # drawn from the finished store, like `gpuproc report`
+            from gpuproc.report.html import write_report
+
+            with timings.stage("figures"):
+                write_report(self.results.path, settings.figures)
+        if settings.nexus is not None:
+            from gpuproc.io.nexus import export_nexus  # h5py only when asked
+
+            export_nexus(self.results.path, settings.nexus)
 
     def read_block(self, block: int) -> Any:
         raise NotImplementedError

@@ -48,23 +48,30 @@ def execute(spec: RunSpec, execution: Execution, *, progress: bool = False) -> R
             with runner.overlapped(blocks):
                 for b in _progress(blocks, progress):
                     runner.run_block(b)
-        _finalize(runner, watch)
-        result = _summarized(runner, blocks, started, watch, workers)
+        result = _finalize(runner, watch, blocks, started, workers)
     return check_failed_fraction(result, spec.job.job.allow_failed_fraction)
 
 
-def _finalize(runner: BlockRunner, watch: Stopwatch) -> None:
-    """``runner.finalize()``, timed as ``finalize`` (less the ``figures`` it marks)."""
+def _finalize(runner: BlockRunner, watch: Stopwatch, blocks: list[int], started: float, workers: int) -> RunResult:
+    """``runner.finalize()`` timed as ``finalize``, the timings and summary recorded, then
+    ``runner.publish()`` (its ``figures``: a run's own report shows every stage but its drawing),
+    and the timings and summary recorded again with it."""
     with measuring(watch), stage("finalize"):
         runner.finalize()
+    _summarized(runner, blocks, started, watch, workers, publishing=True)
+    with measuring(watch):
+        runner.publish()
+    return _summarized(runner, blocks, started, watch, workers)
 
 
 def _summarized(runner: BlockRunner, blocks: list[int], started: float, watch: Stopwatch,
-                workers: int) -> RunResult:
-    """Record the run's timings (``blocks`` summed, wall time since ``started``) and the finished
-    store's fit status counts in it."""
+                workers: int, publishing: bool = False) -> RunResult:
+    """Record the run's timings (``blocks`` summed, wall time since ``started``; no ``figures``
+    stage while ``publishing`` draws them) and the finished store's fit status counts in it."""
     wall = time.perf_counter() - started
     t = timings.summed(runner.results.group, blocks, wall, watch.seconds, workers)
+    if publishing:
+        del t.stages_s["figures"]
     timings.store(runner.output, t)
     result = record(runner.output, summarize(runner.output, wall))
     result.timings = t
@@ -148,7 +155,6 @@ def finalize_run(spec: RunSpec) -> RunResult:
     if missing:
         raise RuntimeError(f"{runner.output}: {len(missing)} block(s) not written yet ({missing[:10]}...); "
                            "re-run the job (it resumes) or the failed array tasks before finalizing")
-    _finalize(runner, watch)
-    result = _summarized(runner, list(range(runner.n_blocks)), started, watch, spec.job.slurm.array_size)
+    result = _finalize(runner, watch, list(range(runner.n_blocks)), started, spec.job.slurm.array_size)
     release_array(spec)
     return check_failed_fraction(result, spec.job.job.allow_failed_fraction)

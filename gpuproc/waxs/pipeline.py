@@ -103,6 +103,7 @@ class WaxsBlocks(StoreBlocks):
         self.scan = open_source(job)
         job = used_input(job, self.scan)
         self.ctx = make_context(job, self.scan)
+        self.job = self.ctx.job
         self.open_results(job, layout(self.ctx, self.scan), create)
         self._index = self.scan.frame_index()
 
@@ -485,7 +486,7 @@ def _orientation_index(ctx: Context) -> int | None:
 
 
 def finalize(ctx: Context, scan: Scan, store: ResultStore) -> None:
-    """Statistics over the maps, the scan-averaged cake, figures; then mark the store complete."""
+    """Statistics over the maps and the scan-averaged cake; then mark the store complete."""
     maps = {k: store.read(k) for k in ("a", "b", "c", "strain", "size", "orientation", "disorder", "a_sc")}
     summary = stats.summarize_maps(maps)
     fields = ("mean", "q1", "median", "q3", "n")
@@ -518,15 +519,6 @@ def finalize(ctx: Context, scan: Scan, store: ResultStore) -> None:
     store.add_array("mean_cake", mean_cake, ("cake_azimuth", "cake_q"), "count",
                     f"cake averaged over up to {MEAN_CAKE_FRAMES} frames spread over the scan")
     store.finish({"statistics": json.dumps(extra, default=float)})
-    if ctx.job.job.figures is not None:  # drawn from the finished store, like `gpuproc report`
-        from gpuproc.report.html import write_report
-
-        with stage("figures"):
-            write_report(store.path, ctx.job.job.figures)
-    if ctx.job.job.nexus is not None:
-        from gpuproc.io.nexus import export_nexus  # h5py only when asked
-
-        export_nexus(store.path, ctx.job.job.nexus)
 
 
 def _binned_and_power_law(store: ResultStore, maps: dict[str, np.ndarray]) -> dict[str, Any]:
