@@ -203,20 +203,21 @@ struct WarpShared {
     LMState<M> lm;
     FitOptions o;
     const float *x, *y, *w, *p0, *lo, *hi;
+    float* cov;  // this fit's NP x NP covariance, or null (not asked for)
     unsigned fixed;
     int n;
     float partial[WarpAccumulator<M, E>::PARTIAL];
 };
 
-// One fit per warp.
+// One fit per warp.  cov_out: n_fits x NP x NP floats of covariance, or null (not computed).
 template <class M, class E>
 __global__ void __launch_bounds__(GP_FIT_THREADS)
     gp_fit_kernel(long long n_fits, int n_points, const float* x, long long x_fit_stride, long long x_dim_stride,
                   const float* y, long long y_stride, const float* w, long long w_stride, const float* p0,
                   const float* lo, const float* hi, long long bound_stride, const unsigned* fixed,
                   long long fixed_stride, int max_iter, float ftol, float xtol, float gtol, float lambda0,
-                  int scale_errors, float* p_out, float* err_out, float* chi2_out, int* iter_out,
-                  unsigned char* status_out) {
+                  int scale_errors, float* p_out, float* err_out, float* cov_out, float* chi2_out,
+                  int* iter_out, unsigned char* status_out) {
     constexpr int NP = M::NP;
     __shared__ WarpShared<M, E> warps[GP_FIT_THREADS / 32];
     const long long fit = (static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
@@ -230,13 +231,14 @@ __global__ void __launch_bounds__(GP_FIT_THREADS)
         s.p0 = p0 + fit * NP;
         s.lo = lo + fit * bound_stride;
         s.hi = hi + fit * bound_stride;
+        s.cov = cov_out == nullptr ? nullptr : cov_out + fit * NP * NP;
         s.fixed = fixed[fit * fixed_stride];
         s.n = n_points;
         s.o = FitOptions{max_iter, ftol, xtol, gtol, lambda0, scale_errors};
         s.lm.phase = GP_PHASE_START;
     }
     for (;;) {
-        if (lane == 0) gp_lm_step<M>(s.lm, s.p0, s.lo, s.hi, s.fixed, s.o);
+        if (lane == 0) gp_lm_step<M>(s.lm, s.p0, s.lo, s.hi, s.fixed, s.o, s.cov);
         __syncwarp();  // lane 0's request (and its arguments in s) visible to the warp
         const int request = s.lm.request;
         if (request == GP_REQ_DONE) break;
@@ -258,6 +260,6 @@ __global__ void __launch_bounds__(GP_FIT_THREADS)
 #define GP_KERNEL_PARAMS                                                                                 \
     long long, int, const float*, long long, long long, const float*, long long, const float*, long long,  \
         const float*, const float*, const float*, long long, const unsigned*, long long, int, float, float, \
-        float, float, int, float*, float*, float*, int*, unsigned char*
+        float, float, int, float*, float*, float*, float*, int*, unsigned char*
 GP_MODELS(GP_INSTANTIATE)
 #endif

@@ -114,28 +114,31 @@ static void fit_range(long long first, long long count, int n_points, const floa
                       long long x_dim_stride, const float* y, long long y_stride, const float* w,
                       long long w_stride, const float* p0, const float* lo, const float* hi,
                       long long bound_stride, const unsigned* fixed, long long fixed_stride, const FitOptions& o,
-                      float* p_out, float* err_out, float* chi2_out, int* iter_out, unsigned char* status_out) {
+                      float* p_out, float* err_out, float* cov_out, float* chi2_out, int* iter_out,
+                      unsigned char* status_out) {
     constexpr int NP = M::NP;
     for (long long f = first; f < first + count; ++f) {
         HostAccumulator<M, E> acc{x + f * x_fit_stride, x_dim_stride, y + f * y_stride, w + f * w_stride, n_points};
         gp_fit_one<M>(acc, p0 + f * NP, lo + f * bound_stride, hi + f * bound_stride, fixed[f * fixed_stride], o,
-                      p_out + f * NP, err_out + f * NP, chi2_out + f, iter_out + f, status_out + f);
+                      p_out + f * NP, err_out + f * NP, cov_out == nullptr ? nullptr : cov_out + f * NP * NP,
+                      chi2_out + f, iter_out + f, status_out + f);
     }
 }
 
 extern "C" {
 
-// Fits problems [first, first + count).  Returns 0, or -1 for an unknown model or estimator.
+// Fits problems [first, first + count).  cov_out: NP x NP floats of covariance per fit, or null (not
+// computed).  Returns 0, or -1 for an unknown model or estimator.
 int gp_fit_cpu(int model, int estimator, long long first, long long count, int n_points, const float* x,
                long long x_fit_stride, long long x_dim_stride, const float* y, long long y_stride, const float* w,
                long long w_stride, const float* p0, const float* lo, const float* hi, long long bound_stride,
                const unsigned* fixed, long long fixed_stride, int max_iter, float ftol, float xtol, float gtol,
-               float lambda0, int scale_errors, float* p_out, float* err_out, float* chi2_out, int* iter_out,
-               unsigned char* status_out) {
+               float lambda0, int scale_errors, float* p_out, float* err_out, float* cov_out, float* chi2_out,
+               int* iter_out, unsigned char* status_out) {
     const FitOptions o{max_iter, ftol, xtol, gtol, lambda0, scale_errors};
 #define GP_ARGS                                                                                             \
     first, count, n_points, x, x_fit_stride, x_dim_stride, y, y_stride, w, w_stride, p0, lo, hi, bound_stride, \
-        fixed, fixed_stride, o, p_out, err_out, chi2_out, iter_out, status_out
+        fixed, fixed_stride, o, p_out, err_out, cov_out, chi2_out, iter_out, status_out
 #define GP_CASE(id, name, T)                                                   \
     case id:                                                                   \
         if (estimator == GP_LSQ) fit_range<T, LeastSquares>(GP_ARGS);          \

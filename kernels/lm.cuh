@@ -270,25 +270,33 @@ GP_HD bool gp_lm_judge(LMState<M>& s, const float* lo, const float* hi, unsigned
 }
 
 // Standard errors from the inverse of the (undamped) normal matrix at the solution (s.err), the
-// reduced objective (s.chi2) and the final status.
+// reduced objective (s.chi2) and the final status.  With cov (NP x NP floats, row-major; may be
+// null) the whole covariance, scaled as the errors: column i of the inverse is written as row i
+// as it is solved (the matrix is never held in the state); 0 in the rows and columns of fixed
+// parameters, NaN in the others where the matrix is singular.
 template <class M>
-GP_HD void gp_lm_finish(LMState<M>& s, unsigned fixed, const FitOptions& o) {
+GP_HD void gp_lm_finish(LMState<M>& s, unsigned fixed, const FitOptions& o, float* cov) {
     constexpr int NP = M::NP;
     const Normal<NP>& cur = s.n[s.cur];
     const int dof = cur.nvalid - s.nfree;
     const double red = dof > 0 ? cur.obj / dof : gp_nan();
+    const double scale = o.scale_errors ? red : 1.0;
     const bool invertible = s.status != GP_INVALID_INPUT && gp_factor<NP>(cur, 0.0, fixed, s.u);
     GP_ROLLED
     for (int i = 0; i < NP; ++i) {
-        double e = 0.0;
-        if (!((fixed >> i) & 1u)) {
-            double* col = s.v;
+        const bool free_i = !((fixed >> i) & 1u);
+        double* col = s.v;
+        GP_ROLLED
+        for (int j = 0; j < NP; ++j) col[j] = j == i ? 1.0 : 0.0;
+        if (free_i && invertible) gp_cholesky_solve<NP>(s.u, col);
+        s.err[i] = static_cast<float>(free_i ? (invertible ? sqrt(col[i] * scale) : gp_nan()) : 0.0);
+        if (cov != nullptr) {
             GP_ROLLED
-            for (int j = 0; j < NP; ++j) col[j] = j == i ? 1.0 : 0.0;
-            if (invertible) gp_cholesky_solve<NP>(s.u, col);
-            e = invertible ? sqrt(col[i] * (o.scale_errors ? red : 1.0)) : gp_nan();
+            for (int j = 0; j < NP; ++j) {
+                const bool both = free_i && !((fixed >> j) & 1u);
+                cov[i * NP + j] = static_cast<float>(both ? (invertible ? col[j] * scale : gp_nan()) : 0.0);
+            }
         }
-        s.err[i] = static_cast<float>(e);
     }
     if (s.status != GP_INVALID_INPUT) {
         bool inside = true;
@@ -323,11 +331,12 @@ GP_HD void gp_lm_write(const LMState<M>& s, float* p_out, float* err_out, float*
 }
 
 // Advances one fit (state s, s.phase = GP_PHASE_START at first) to its next request; returns it
-// (also in s.request); at GP_REQ_DONE the results are in s (gp_lm_write).  p0, lo, hi: NP values;
-// fixed: bit i set = parameter i held at p0[i].
+// (also in s.request); at GP_REQ_DONE the results are in s (gp_lm_write) and, when cov is not
+// null, the covariance in cov (gp_lm_finish).  p0, lo, hi: NP values; fixed: bit i set =
+// parameter i held at p0[i].
 template <class M>
 GP_HD int gp_lm_step(LMState<M>& s, const float* p0, const float* lo, const float* hi, unsigned fixed,
-                     const FitOptions& o) {
+                     const FitOptions& o, float* cov) {
     constexpr int NP = M::NP;
     bool going = false;
     switch (s.phase) {
@@ -371,20 +380,21 @@ GP_HD int gp_lm_step(LMState<M>& s, const float* p0, const float* lo, const floa
         s.phase = GP_PHASE_TRIAL;
         return s.request = GP_REQ_NORMAL;
     }
-    gp_lm_finish(s, fixed, o);
+    gp_lm_finish(s, fixed, o, cov);
     s.phase = GP_PHASE_DONE;
     return s.request = GP_REQ_DONE;
 }
 
-// Fits one problem on the calling thread, serving the driver's requests with `acc`.
+// Fits one problem on the calling thread, serving the driver's requests with `acc`; cov_out: NP x NP
+// floats of covariance, or null.
 template <class M, class Acc>
 GP_HD void gp_fit_one(const Acc& acc, const float* p0, const float* lo, const float* hi, unsigned fixed,
-                      const FitOptions& o, float* p_out, float* err_out, float* chi2_out, int* iter_out,
-                      unsigned char* status_out) {
+                      const FitOptions& o, float* p_out, float* err_out, float* cov_out, float* chi2_out,
+                      int* iter_out, unsigned char* status_out) {
     LMState<M> s;
     s.phase = GP_PHASE_START;
     for (;;) {
-        const int r = gp_lm_step<M>(s, p0, lo, hi, fixed, o);
+        const int r = gp_lm_step<M>(s, p0, lo, hi, fixed, o, cov_out);
         if (r == GP_REQ_WINDOW) acc.window(s.p, s.wlo, s.whi);
         else if (r == GP_REQ_NORMAL) acc.normal(s.pf, s.n[s.target]);
         else return gp_lm_write(s, p_out, err_out, chi2_out, iter_out, status_out);

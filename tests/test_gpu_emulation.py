@@ -1,6 +1,6 @@
 """kernels/fit.cu itself, run on the CPU under a SIMT emulation (tests/emu/): one warp of 32
 emulated lanes per fit, shuffles and warp reductions as meeting points. The engine's GPU branch
-(``fit(..., device="gpu")``: batch sizing, gpu.run_problem/run_batch, the 26-argument list) runs
+(``fit(..., device="gpu")``: batch sizing, gpu.run_problem/run_batch, the 27-argument list) runs
 unchanged with NumPy arrays; only CuPy's kernel object is replaced by the emulated one. The
 answers must equal the CPU path's as closely as the CPU path agrees with itself when the points
 are reordered (tests/agreement.py)."""
@@ -10,25 +10,17 @@ import shutil
 import numpy as np
 import pytest
 from agreement import check_agreement, reorder
-from emu.kernel import EmulatedKernel, build
+from emu.kernel import EmulatedKernel, build, emulate
 from fit_problems import bragg_problem, pl_problem
 
 from gpuproc.backend import kernel_dir
-from gpuproc.fit import Status, engine, fit, gpu
+from gpuproc.fit import Status, fit, gpu
 from gpuproc.fit.models import get_model
 from gpuproc.fit.options import FitOptions
 from gpuproc.fit.problem import build_problem, make_batch
 
 KERNEL_CODES = {Status.CONVERGED, Status.MAX_ITERATIONS, Status.SINGULAR, Status.INVALID_INPUT,
                 Status.OUT_OF_BOUNDS}
-
-
-def emulate(monkeypatch, lib):
-    """Route ``device="gpu"`` through the engine's GPU branch with NumPy arrays and the emulation."""
-    monkeypatch.setattr(gpu, "cuda_kernel", lambda source, name: EmulatedKernel(lib, name))
-    monkeypatch.setattr(gpu, "free_device_memory", lambda: 64 << 20)
-    monkeypatch.setattr(engine, "resolve_device", lambda device: "gpu" if device == "gpu" else "cpu")
-    monkeypatch.setattr(engine, "get_xp", lambda device: np)
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ def library(path: str | None = None) -> ctypes.CDLL:
         _c_p, _c_ll, _c_p, _c_ll,  # y, y_stride, w, w_stride
         _c_p, _c_p, _c_p, _c_ll, _c_p, _c_ll,  # p0, lo, hi, bound_stride, fixed, fixed_stride
         _c_i, _c_f, _c_f, _c_f, _c_f, _c_i,  # options
-        _c_p, _c_p, _c_p, _c_p, _c_p,  # outputs
+        _c_p, _c_p, _c_p, _c_p, _c_p, _c_p,  # outputs: params, errors, covariance (or NULL), chi2, n_iter, status
     ]
     lib.gp_model_nparams.restype = _c_i
     lib.gp_model_nparams.argtypes = [_c_i]
@@ -42,8 +42,9 @@ def library(path: str | None = None) -> ctypes.CDLL:
 
 def run_batch(model_id: int, estimator: str, b: Batch, o: FitOptions, scale_errors: bool,
               out: dict[str, np.ndarray], library_path: str | None = None) -> None:
-    """Fit every problem of a NumPy batch, writing into the ``out`` arrays (rows of this batch),
-    with the kernels of ``library_path`` (default: the built-in library)."""
+    """Fit every problem of a NumPy batch, writing into the ``out`` arrays (rows of this batch; the
+    covariance only when ``out`` holds a "covariance" array), with the kernels of ``library_path``
+    (default: the built-in library)."""
     s = b.strides()
     ptr = lambda a: a.ctypes.data  # noqa: E731
     rc = library(library_path).gp_fit_cpu(
@@ -51,7 +52,8 @@ def run_batch(model_id: int, estimator: str, b: Batch, o: FitOptions, scale_erro
         ptr(b.x), s["x_fit"], s["x_dim"], ptr(b.y), s["y"], ptr(b.w), s["w"],
         ptr(b.p0), ptr(b.lo), ptr(b.hi), s["bound"], ptr(b.fixed), s["fixed"],
         o.max_iter, o.ftol, o.xtol, o.gtol, o.lambda0, int(scale_errors),
-        ptr(out["params"]), ptr(out["errors"]), ptr(out["chi2"]), ptr(out["n_iter"]), ptr(out["status"]),
+        ptr(out["params"]), ptr(out["errors"]), None if out.get("covariance") is None else ptr(out["covariance"]),
+        ptr(out["chi2"]), ptr(out["n_iter"]), ptr(out["status"]),
     )  # fmt: skip
     if rc != 0:
         raise ValueError(f"CPU kernels do not know model id {model_id} with estimator {estimator!r}")

@@ -30,6 +30,9 @@ class FitResult:
 
     Arrays live on the device that fitted them (NumPy or CuPy); :meth:`get` copies to NumPy.
     ``errors`` are standard errors from the covariance (0 for fixed parameters, NaN when singular);
+    ``covariance`` (only when ``fit(..., covariance=True)``, else None) is the whole matrix,
+    ``(*batch, n_params, n_params)`` float32, scaled as the errors (its diagonal is ``errors**2``),
+    0 in the rows and columns of fixed parameters and NaN in the others when singular;
     ``chi2`` is the reduced objective (chi-square, or Poisson deviance, per degree of freedom).
     """
 
@@ -41,6 +44,7 @@ class FitResult:
     status: Any  # (*batch,) uint8, values of Status
     estimator: str = "lsq"
     device: str = "cpu"
+    covariance: Any = None  # (*batch, n_params, n_params) float32, or None when not asked for
     param_names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -62,7 +66,8 @@ class FitResult:
     def get(self) -> FitResult:
         """A copy with every array on the host (NumPy)."""
         arrays = {k: to_numpy(getattr(self, k)) for k in ("params", "errors", "chi2", "n_iter", "status")}
-        return FitResult(self.model, **arrays, estimator=self.estimator, device=self.device)
+        cov = None if self.covariance is None else to_numpy(self.covariance)
+        return FitResult(self.model, **arrays, estimator=self.estimator, device=self.device, covariance=cov)
 
     def status_counts(self) -> dict[str, int]:
         """Number of fits per status name."""
@@ -89,6 +94,7 @@ def fit(
     device: str = "auto",
     batch_size: int | None = None,
     n_threads: int | None = None,
+    covariance: bool = False,
     **model_options: Any,
 ) -> FitResult:
     """Fit a model to every row of ``data`` independently.
@@ -128,6 +134,9 @@ def fit(
         Fits per batch (bounds memory). Default: 1024 on CPU, from free device memory on GPU.
     n_threads : int, optional
         CPU threads (default: the CPUs this process may use).
+    covariance : bool
+        Also return every fit's parameter covariance (``FitResult.covariance``, n_params^2 floats
+        per fit, scaled as the errors); by default only its diagonal, as ``errors``.
 
     Returns
     -------
@@ -148,6 +157,8 @@ def fit(
         "n_iter": xp.empty(pr.n_fits, dtype=np.int32),
         "status": xp.empty(pr.n_fits, dtype=np.uint8),
     }
+    if covariance:
+        out["covariance"] = xp.empty((pr.n_fits, m.n_params, m.n_params), dtype=np.float32)
     if dev == "cpu":
         _run_cpu(pr, estimator, opts, scale, out, batch_size or CPU_BATCH, n_threads)
     else:
@@ -162,6 +173,7 @@ def fit(
         status=out["status"].reshape(shape),
         estimator=estimator,
         device=dev,
+        covariance=out["covariance"].reshape(shape + (m.n_params, m.n_params)) if covariance else None,
     )
 
 

@@ -34,14 +34,15 @@ def launch_shape(n_fits: int) -> tuple[tuple[int], tuple[int]]:
 
 
 def kernel_args(b: Batch, o: FitOptions, scale_errors: bool, out: dict[str, Any]) -> tuple:
-    """The 26 arguments of ``gp_fit_kernel``, in order, with the kernel's scalar types."""
+    """The 27 arguments of ``gp_fit_kernel``, in order, with the kernel's scalar types; the
+    covariance pointer is null (None) unless ``out`` holds a "covariance" array."""
     s = b.strides()
     i64, i32, f32 = np.int64, np.int32, np.float32
     return (
         i64(b.n_fits), i32(b.n_points), b.x, i64(s["x_fit"]), i64(s["x_dim"]), b.y, i64(s["y"]), b.w, i64(s["w"]),
         b.p0, b.lo, b.hi, i64(s["bound"]), b.fixed, i64(s["fixed"]),
         i32(o.max_iter), f32(o.ftol), f32(o.xtol), f32(o.gtol), f32(o.lambda0), i32(scale_errors),
-        out["params"], out["errors"], out["chi2"], out["n_iter"], out["status"],
+        out["params"], out["errors"], out.get("covariance"), out["chi2"], out["n_iter"], out["status"],
     )  # fmt: skip
 
 

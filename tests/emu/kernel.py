@@ -2,8 +2,9 @@
 
 ``EmulatedKernel(lib, name)(grid, block, args)`` takes what ``gpuproc.fit.gpu.run_batch`` gives a
 CuPy ``RawModule`` function: NumPy scalars are passed by value with their own type, arrays as
-pointers to their data (C-contiguous), and the launcher refuses an argument list whose types
-differ from the kernel's parameters.
+pointers to their data (C-contiguous), None as a null pointer (as CuPy passes it), and the
+launcher refuses an argument list whose types differ from the kernel's parameters (None stands
+for any pointer).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def build(kernel_dir: Path, out_dir: Path, source: Path | None = None, defines: 
 
 def _marshal(a: object) -> tuple[str, object]:
     """Type code and a buffer holding the argument's value (a pointer for arrays)."""
+    if a is None:
+        return "null", ctypes.c_void_p(None)
     if isinstance(a, np.ndarray):
         if not a.flags.c_contiguous:
             raise ValueError(f"array argument of shape {a.shape} is not C-contiguous")
@@ -66,3 +69,14 @@ class EmulatedKernel:
                                  err, len(err))
         if rc != 0:
             raise RuntimeError(f"{self.name}: {err.value.decode()}")
+
+
+def emulate(monkeypatch, lib: ctypes.CDLL) -> None:
+    """Route ``fit(..., device="gpu")`` through the engine's GPU branch with NumPy arrays and the
+    kernels of ``lib`` (a pytest ``monkeypatch`` undoes it)."""
+    from gpuproc.fit import engine, gpu
+
+    monkeypatch.setattr(gpu, "cuda_kernel", lambda source, name: EmulatedKernel(lib, name))
+    monkeypatch.setattr(gpu, "free_device_memory", lambda: 64 << 20)
+    monkeypatch.setattr(engine, "resolve_device", lambda device: "gpu" if device == "gpu" else "cpu")
+    monkeypatch.setattr(engine, "get_xp", lambda device: np)

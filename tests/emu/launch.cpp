@@ -1,6 +1,6 @@
 // Host build of kernels/fit.cu under the SIMT emulation (simt.h), with a cuLaunchKernel-like entry:
 // kernel parameters arrive as an array of pointers to their values, and their types as a
-// signature string that must equal the kernel's own.
+// signature string that must equal the kernel's own ("null" matching any pointer).
 #include "simt.h"
 // the kernel source, unchanged
 #include "fit.cu"
@@ -64,6 +64,20 @@ struct Launcher {
 template <class... A>
 Launcher<A...> launcher_of(void (*)(A...));
 
+// The given argument types match the kernel's: equal codes, or "null" (None) for any pointer.
+bool signature_matches(const std::string& kernel, const std::string& given) {
+    size_t k = 0, g = 0;
+    while (k < kernel.size() && g < given.size()) {
+        const size_t ke = kernel.find(',', k), ge = given.find(',', g);
+        if (ke == std::string::npos || ge == std::string::npos) return false;  // codes end with ','
+        const std::string a = kernel.substr(k, ke - k), b = given.substr(g, ge - g);
+        if (a != b && !(b == "null" && a[0] == '*')) return false;
+        k = ke + 1;
+        g = ge + 1;
+    }
+    return k == kernel.size() && g == given.size();
+}
+
 using FitKernel = decltype(&gp_fit_kernel<Gauss2DPolar, Poisson>);
 using FitLauncher = decltype(launcher_of(FitKernel{}));
 
@@ -89,7 +103,7 @@ int emu_launch(const char* name, const char* signature, unsigned grid, unsigned 
     for (const Entry& x : entries)
         if (std::strcmp(x.name, name) == 0) e = &x;
     if (e == nullptr) msg = std::string("no kernel ") + name;
-    else if (FitLauncher::signature() != signature)
+    else if (!signature_matches(FitLauncher::signature(), signature))
         msg = "argument types " + std::string(signature) + " differ from the kernel's " + FitLauncher::signature();
     else if (block % 32 != 0) msg = "block size must be a multiple of 32";
     else if (block > static_cast<unsigned>(GP_FIT_THREADS))
