@@ -203,7 +203,6 @@ struct WarpShared {
     LMState<M> lm;
     FitOptions o;
     const float *x, *y, *w, *p0, *lo, *hi;
-    float* cov;  // this fit's NP x NP covariance, or null (not asked for)
     unsigned fixed;
     int n;
     float partial[WarpAccumulator<M, E>::PARTIAL];
@@ -231,14 +230,13 @@ __global__ void __launch_bounds__(GP_FIT_THREADS)
         s.p0 = p0 + fit * NP;
         s.lo = lo + fit * bound_stride;
         s.hi = hi + fit * bound_stride;
-        s.cov = cov_out == nullptr ? nullptr : cov_out + fit * NP * NP;
         s.fixed = fixed[fit * fixed_stride];
         s.n = n_points;
         s.o = FitOptions{max_iter, ftol, xtol, gtol, lambda0, scale_errors};
         s.lm.phase = GP_PHASE_START;
     }
     for (;;) {
-        if (lane == 0) gp_lm_step<M>(s.lm, s.p0, s.lo, s.hi, s.fixed, s.o, s.cov);
+        if (lane == 0) gp_lm_step<M>(s.lm, s.p0, s.lo, s.hi, s.fixed, s.o);
         __syncwarp();  // lane 0's request (and its arguments in s) visible to the warp
         const int request = s.lm.request;
         if (request == GP_REQ_DONE) break;
@@ -248,7 +246,9 @@ __global__ void __launch_bounds__(GP_FIT_THREADS)
         __syncwarp();  // every lane done reading the request before lane 0 moves on
     }
     if (lane == 0)
-        gp_lm_write(s.lm, p_out + fit * NP, err_out + fit * NP, chi2_out + fit, iter_out + fit, status_out + fit);
+        gp_lm_write(s.lm, s.fixed, p_out + fit * NP, err_out + fit * NP,
+                    cov_out == nullptr ? nullptr : cov_out + fit * NP * NP, chi2_out + fit, iter_out + fit,
+                    status_out + fit);
 }
 
 // CuPy asks NVRTC for the one instance a run needs (name_expressions); nvcc, as in the CI compile

@@ -168,6 +168,8 @@ struct LMState {
     float wlo[M::NPOS], whi[M::NPOS];  // data window around each position at the start
     double ref[M::NPOS];        // the positions at the start
     double lambda, nu;
+    double scale;               // of the covariance: reduced objective, or 1 (gp_lm_finish)
+    bool invertible;            // the final normal matrix was factorised into u (gp_lm_finish)
     unsigned held;
     int cur, target, nfree, it, status, phase, request;
     bool bad_start, small;
@@ -269,34 +271,37 @@ GP_HD bool gp_lm_judge(LMState<M>& s, const float* lo, const float* hi, unsigned
     return true;
 }
 
-// Standard errors from the inverse of the (undamped) normal matrix at the solution (s.err), the
-// reduced objective (s.chi2) and the final status.  With cov (NP x NP floats, row-major; may be
-// null) the whole covariance, scaled as the errors: column i of the inverse is written as row i
-// as it is solved (the matrix is never held in the state); 0 in the rows and columns of fixed
-// parameters, NaN in the others where the matrix is singular.
+// Column i of the covariance of a finished fit into s.v: column i of the inverse of the normal
+// matrix that gp_lm_finish factorised into s.u, scaled as the errors; false (s.v untouched) where
+// there is none: parameter i fixed, or the matrix singular.
 template <class M>
-GP_HD void gp_lm_finish(LMState<M>& s, unsigned fixed, const FitOptions& o, float* cov) {
+GP_HD bool gp_lm_covariance_column(LMState<M>& s, int i, unsigned fixed) {
+    constexpr int NP = M::NP;
+    if (((fixed >> i) & 1u) || !s.invertible) return false;
+    GP_ROLLED
+    for (int j = 0; j < NP; ++j) s.v[j] = j == i ? 1.0 : 0.0;
+    gp_cholesky_solve<NP>(s.u, s.v);
+    GP_ROLLED
+    for (int j = 0; j < NP; ++j) s.v[j] *= s.scale;
+    return true;
+}
+
+// Standard errors from the inverse of the (undamped) normal matrix at the solution (s.err; 0 for
+// fixed parameters, NaN where it is singular), the reduced objective (s.chi2) and the final status.
+template <class M>
+GP_HD void gp_lm_finish(LMState<M>& s, unsigned fixed, const FitOptions& o) {
     constexpr int NP = M::NP;
     const Normal<NP>& cur = s.n[s.cur];
     const int dof = cur.nvalid - s.nfree;
     const double red = dof > 0 ? cur.obj / dof : gp_nan();
-    const double scale = o.scale_errors ? red : 1.0;
-    const bool invertible = s.status != GP_INVALID_INPUT && gp_factor<NP>(cur, 0.0, fixed, s.u);
+    s.scale = o.scale_errors ? red : 1.0;
+    s.invertible = s.status != GP_INVALID_INPUT && gp_factor<NP>(cur, 0.0, fixed, s.u);
+    const bool invertible = s.invertible;
     GP_ROLLED
     for (int i = 0; i < NP; ++i) {
         const bool free_i = !((fixed >> i) & 1u);
-        double* col = s.v;
-        GP_ROLLED
-        for (int j = 0; j < NP; ++j) col[j] = j == i ? 1.0 : 0.0;
-        if (free_i && invertible) gp_cholesky_solve<NP>(s.u, col);
-        s.err[i] = static_cast<float>(free_i ? (invertible ? sqrt(col[i] * scale) : gp_nan()) : 0.0);
-        if (cov != nullptr) {
-            GP_ROLLED
-            for (int j = 0; j < NP; ++j) {
-                const bool both = free_i && !((fixed >> j) & 1u);
-                cov[i * NP + j] = static_cast<float>(both ? (invertible ? col[j] * scale : gp_nan()) : 0.0);
-            }
-        }
+        const bool known = gp_lm_covariance_column(s, i, fixed);
+        s.err[i] = static_cast<float>(known ? sqrt(s.v[i]) : (free_i ? gp_nan() : 0.0));
     }
     if (s.status != GP_INVALID_INPUT) {
         bool inside = true;
@@ -317,26 +322,39 @@ GP_HD void gp_lm_finish(LMState<M>& s, unsigned fixed, const FitOptions& o, floa
 }
 
 // Writes the results of a finished fit: NP parameters and standard errors, the reduced objective,
-// the iteration count and the status.
+// the iteration count and the status; and, when cov_out is not null, the NP x NP covariance
+// (row-major, scaled as the errors; 0 in the rows and columns of fixed parameters, NaN in the
+// others where the normal matrix is singular), one column of the inverse at a time through s.v:
+// the matrix itself is never held.
 template <class M>
-GP_HD void gp_lm_write(const LMState<M>& s, float* p_out, float* err_out, float* chi2_out, int* iter_out,
-                       unsigned char* status_out) {
-    for (int i = 0; i < M::NP; ++i) {
+GP_HD void gp_lm_write(LMState<M>& s, unsigned fixed, float* p_out, float* err_out, float* cov_out, float* chi2_out,
+                       int* iter_out, unsigned char* status_out) {
+    constexpr int NP = M::NP;
+    for (int i = 0; i < NP; ++i) {
         p_out[i] = static_cast<float>(s.p[i]);
         err_out[i] = s.err[i];
     }
     *chi2_out = s.chi2;
     *iter_out = s.it;
     *status_out = static_cast<unsigned char>(s.status);
+    if (cov_out == nullptr) return;
+    GP_ROLLED
+    for (int i = 0; i < NP; ++i) {
+        const bool known = gp_lm_covariance_column(s, i, fixed);
+        GP_ROLLED
+        for (int j = 0; j < NP; ++j) {
+            const bool free_pair = !(((fixed >> i) | (fixed >> j)) & 1u);
+            cov_out[i * NP + j] = static_cast<float>(known && free_pair ? s.v[j] : (free_pair ? gp_nan() : 0.0));
+        }
+    }
 }
 
 // Advances one fit (state s, s.phase = GP_PHASE_START at first) to its next request; returns it
-// (also in s.request); at GP_REQ_DONE the results are in s (gp_lm_write) and, when cov is not
-// null, the covariance in cov (gp_lm_finish).  p0, lo, hi: NP values; fixed: bit i set =
-// parameter i held at p0[i].
+// (also in s.request); at GP_REQ_DONE the results are in s (gp_lm_write).  p0, lo, hi: NP values;
+// fixed: bit i set = parameter i held at p0[i].
 template <class M>
 GP_HD int gp_lm_step(LMState<M>& s, const float* p0, const float* lo, const float* hi, unsigned fixed,
-                     const FitOptions& o, float* cov) {
+                     const FitOptions& o) {
     constexpr int NP = M::NP;
     bool going = false;
     switch (s.phase) {
@@ -380,7 +398,7 @@ GP_HD int gp_lm_step(LMState<M>& s, const float* p0, const float* lo, const floa
         s.phase = GP_PHASE_TRIAL;
         return s.request = GP_REQ_NORMAL;
     }
-    gp_lm_finish(s, fixed, o, cov);
+    gp_lm_finish(s, fixed, o);
     s.phase = GP_PHASE_DONE;
     return s.request = GP_REQ_DONE;
 }
@@ -394,9 +412,9 @@ GP_HD void gp_fit_one(const Acc& acc, const float* p0, const float* lo, const fl
     LMState<M> s;
     s.phase = GP_PHASE_START;
     for (;;) {
-        const int r = gp_lm_step<M>(s, p0, lo, hi, fixed, o, cov_out);
+        const int r = gp_lm_step<M>(s, p0, lo, hi, fixed, o);
         if (r == GP_REQ_WINDOW) acc.window(s.p, s.wlo, s.whi);
         else if (r == GP_REQ_NORMAL) acc.normal(s.pf, s.n[s.target]);
-        else return gp_lm_write(s, p_out, err_out, chi2_out, iter_out, status_out);
+        else return gp_lm_write(s, fixed, p_out, err_out, cov_out, chi2_out, iter_out, status_out);
     }
 }
