@@ -1,11 +1,7 @@
 """Pulls of every WAXS quantity the pipeline reports, through ``run_waxs`` on seeded synthetic
 scans (two 8 x 10 Pilatus 100k scans: 1920 per-reflection fits, 160 map positions), against the
-ground truth of :mod:`gpuproc.synth.waxs`; criterion in tests/pull_check.py.
-
-The fitted ``amplitude`` is the spot's peak height *in the cake*, whose bins broaden the spot
-(by ``cake_fwhm_q``, ``cake_fwhm_phi``, stored per reflection) at constant integral, while the
-truth is the height on the detector in counts; the truth is compared as
-``amplitude x fwhm_q / sqrt(fwhm_q^2 + cake_fwhm_q^2) x (same in phi)``.
+ground truth of :mod:`gpuproc.synth.waxs` (the runs, and how the cake's spot height is compared:
+tests/pull_cases.py); criterion in tests/pull_check.py.
 
 Every quantity meets the criterion (the last biases, size +0.85, strain +0.52 and a disorder
 pull sd of 0.58, were removed at their source: fits weighted by the data, the cake's bins
@@ -15,8 +11,10 @@ SAXS ``a_sc`` needs a Pilatus 1M scan (the 100k does not resolve the superlattic
 """
 
 import numpy as np
+import pull_cases
 import pytest
 import tomli_w
+from pull_cases import SEEDS, SHAPE
 from pull_check import SD_RANGE, assert_calibrated, pulls
 
 from gpuproc.io.results import open_results
@@ -24,47 +22,11 @@ from gpuproc.waxs.demo_data import write_demo_job
 from gpuproc.waxs.job import load_job
 from gpuproc.waxs.pipeline import run_waxs
 
-SEEDS = (0, 1)
-SHAPE = (8, 10)
-#: per-reflection result -> per-spot truth key
-SPOT_TRUTH = {"q0": "q0", "fwhm_q": "fwhm_q", "phi0": "azimuth_deg", "fwhm_phi": "fwhm_phi_deg"}
-#: map -> truth map
-MAP_TRUTH = {"a": "a", "b": "b", "size": "size_nm", "strain": "strain", "orientation": "phi0_deg",
-             "disorder": "disorder_deg"}
-PERIOD = {"phi0": 360.0, "orientation": 360.0}
-
-
-def _cake_amplitude(ds, truth, waxs):
-    """True spot height as the cake shows it (see the module docstring), (y, x, reflection)."""
-    out = truth["amplitude"][..., waxs]
-    for width, cake in (("fwhm_q", "cake_fwhm_q"), ("fwhm_phi_deg", "cake_fwhm_phi")):
-        w = truth[width][..., waxs]
-        out = out * w / np.sqrt(w**2 + ds[cake].values ** 2)
-    return out
-
 
 @pytest.fixture(scope="module")
 def waxs_pulls(tmp_path_factory):
-    """Pulls of every quantity, pooled over the seeded scans (one run each)."""
-    out: dict[str, list[np.ndarray]] = {}
-    for seed in SEEDS:
-        job, scan = write_demo_job(tmp_path_factory.mktemp(f"pulls{seed}"), SHAPE, seed=seed, figures=False,
-                                   job_overrides={"device": "cpu"})
-        ds = open_results(run_waxs(load_job(job)))
-        t = scan.truth
-        waxs = [i for i, r in enumerate(scan.reflections) if r.kind == "waxs"]
-        assert list(ds.reflection.values) == [scan.reflections[i].name for i in waxs]
-
-        def spot(name):
-            return np.moveaxis(ds[name].values, 0, -1), np.moveaxis(ds[name + "_err"].values, 0, -1)
-
-        for name, key in SPOT_TRUTH.items():
-            out.setdefault(name, []).append(pulls(*spot(name), t[key][..., waxs], PERIOD.get(name)))
-        out.setdefault("amplitude", []).append(pulls(*spot("amplitude"), _cake_amplitude(ds, t, waxs)))
-        for name, key in MAP_TRUTH.items():
-            out.setdefault(name, []).append(pulls(ds[name].values, ds[name + "_err"].values, t[key],
-                                                  PERIOD.get(name)))
-    return {k: np.concatenate(v) for k, v in out.items()}
+    """Pulls of every quantity, pooled over the seeded scans (one run each; tests/pull_cases.py)."""
+    return pull_cases.waxs_pulls(tmp_path_factory.mktemp("pulls"))
 
 
 @pytest.mark.parametrize("name", ["q0", "fwhm_q", "phi0", "fwhm_phi", "amplitude"])

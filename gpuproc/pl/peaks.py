@@ -23,7 +23,10 @@ for Gaussians; a pseudo-Voigt adds its eta, a split Gaussian its asymmetry) and 
 * Poisson: ``BIC = D + k ln n`` with the deviance ``D = 2 sum(y ln(y/mu) - (y - mu))``.
 
 A fit can only be chosen when it converged, its BIC is below the background's, every peak has
-``amplitude / error`` and ``area / error`` of at least ``min_significance``, every centre lies
+``amplitude / error`` of at least ``min_significance`` and its height and width are jointly
+resolved, ``sqrt((da/a)^2 + (dw/w)^2 (+ the eta term)) <= 1 / min_significance`` (the area over its
+error with the amplitude-width correlation left out: a narrow noise bump, whose height and width
+anti-correlate, is not a peak however well its area is known), every centre lies
 inside the energy window and every FWHM is between that of Gaussians of sigma one mean channel
 spacing (narrower: not resolved) and a quarter of the window (broader "peaks" are background). The admissible fit with
 the lowest BIC wins; a pixel with no admissible fit (dark, no emission) gets ``n_peaks = 0`` and
@@ -38,7 +41,9 @@ untried fit counts as inadmissible (BIC inf). On a 48 x 48 x 1024 synthetic map 
 Per-pixel values refer to the dominant peak, the one with the largest area
 (``A sigma sqrt(2 pi)`` for a Gaussian); per-peak arrays have a trailing dimension of length ``max_peaks``, sorted by
 ascending energy and NaN-padded. Energies are in eV, widths in meV (FWHM = 2 sqrt(2 ln 2) sigma).
-Errors are the engine's standard errors; area errors neglect the amplitude-width covariance.
+Errors are the engine's standard errors; area errors are propagated from the engine's
+covariance of each fit (``fit(..., covariance=True)``), so the negative amplitude-width correlation
+(and, for a pseudo-Voigt, those with eta) counts.
 """
 
 from __future__ import annotations
@@ -195,6 +200,7 @@ def _weights(weights: Any, y: Any, xp: ModuleType) -> Any:
 def _fit_rows(y: Any, e: Any, w: Any, rows: Any, model: Any, p0: Any, opts: dict[str, Any],
               xp: ModuleType) -> FitResult:
     """Fit ``model`` to the spectra ``rows`` (bool, (n_fits,)) only; the others get NaN values.
+    With the covariance, for the errors of the areas the chosen fit reports.
 
     Rows not fitted get status ``INVALID_INPUT`` and 0 iterations; they are never chosen.
     """
@@ -203,11 +209,13 @@ def _fit_rows(y: Any, e: Any, w: Any, rows: Any, model: Any, p0: Any, opts: dict
                     errors=xp.full((n_fits, n_params), xp.nan, dtype=np.float32),
                     chi2=xp.full(n_fits, xp.nan, dtype=np.float32), n_iter=xp.zeros(n_fits, dtype=np.int32),
                     status=xp.full(n_fits, Status.INVALID_INPUT, dtype=np.uint8), estimator=opts["estimator"],
-                    device=opts["device"])
+                    device=opts["device"],
+                    covariance=xp.full((n_fits, n_params, n_params), xp.nan, dtype=np.float32))
     if not bool(rows.any()):
         return out
-    sub = fit(model, y[rows], e, p0=None if p0 is None else p0[rows], weights=w[rows] if w.ndim > 1 else w, **opts)
-    for k in ("params", "errors", "chi2", "n_iter", "status"):
+    sub = fit(model, y[rows], e, p0=None if p0 is None else p0[rows], weights=w[rows] if w.ndim > 1 else w,
+              covariance=True, **opts)
+    for k in ("params", "errors", "chi2", "n_iter", "status", "covariance"):
         getattr(out, k)[rows] = getattr(sub, k)
     out.device = sub.device
     return out
@@ -277,16 +285,17 @@ def _bic(r: FitResult, mu: Any, w: Any, points: _Points, xp: ModuleType, k: int 
 PEAK_VALUES = ("amplitude", "center", "fwhm", "area")
 
 
-def _peak_table(r: FitResult, xp: ModuleType) -> dict[str, Any]:
-    """Per peak (n_fits, N): amplitude, centre, FWHM, area and their errors (``*_err``)."""
-    return r.model.peak_table(r.params, r.errors, xp)
+def _peak_table(r: FitResult, xp: ModuleType, correlated: bool = True) -> dict[str, Any]:
+    """Per peak (n_fits, N): amplitude, centre, FWHM, area and their errors (``*_err``); the area's
+    from the fit's covariance, or (``correlated=False``) from the errors alone."""
+    return r.model.peak_table(r.params, r.errors, xp, r.covariance if correlated else None)
 
 
 def _admissible(r: FitResult, e: Any, min_significance: float, xp: ModuleType) -> Any:
-    """Converged peaks with height and area both significant, inside the window, narrower than a
-    quarter of it and at least one mean channel spacing wide (narrower ones are not resolved:
-    noise or spikes)."""
-    t = _peak_table(r, xp)
+    """Converged peaks with a significant height, height and width jointly resolved (see the
+    module docstring), inside the window, narrower than a quarter of it and at least one mean
+    channel spacing wide (narrower ones are not resolved: noise or spikes)."""
+    t = _peak_table(r, xp, correlated=False)
     a, da = t["amplitude"], t["amplitude_err"]
     lo, hi = float(e.min()), float(e.max())
     significant = (a >= min_significance * da) & (t["area"] >= min_significance * t["area_err"])
@@ -366,7 +375,7 @@ def _next_start(r: FitResult, model: PeakSum, mu: Any, y: Any, e: Any, w: Any, x
     params = xp.asarray(r.params, dtype=np.float64)
     resid = xp.where(xp.isfinite(y), y - mu, 0.0)
     spacing = float(e.max() - e.min()) / (e.shape[0] - 1)
-    first_sigma = _peak_table(r, xp)["fwhm"][:, 0] / FWHM_PER_SIGMA
+    first_sigma = _peak_table(r, xp, correlated=False)["fwhm"][:, 0] / FWHM_PER_SIGMA
     width = _median_width(first_sigma, spacing, e.shape[0], xp)
     z = ndi.uniform_filter1d(resid * xp.sqrt(xp.broadcast_to(w, resid.shape)), width, axis=-1, mode="nearest")
     i = xp.argmax(z, axis=-1)

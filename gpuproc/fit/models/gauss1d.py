@@ -23,7 +23,7 @@ from gpuproc.fit.models.base import (
     valid_points,
 )
 from gpuproc.fit.models.peak_sum import BACKGROUNDS, PeakSum
-from gpuproc.fit.models.profiles import FWHM_PER_SIGMA, area, area_relative_error
+from gpuproc.fit.models.profiles import FWHM_PER_SIGMA, area
 
 
 class Gauss1D(PeakSum):
@@ -67,16 +67,21 @@ class Gauss1D(PeakSum):
     def peak_block(self, k: int, amplitude: Any, center: Any, fwhm: Any, xp: ModuleType = np) -> Any:
         return xp.stack([amplitude, center, fwhm / FWHM_PER_SIGMA], axis=-1)
 
-    def peak_table(self, params: Any, errors: Any, xp: ModuleType = np) -> dict[str, Any]:
+    def peak_table(self, params: Any, errors: Any, xp: ModuleType = np, covariance: Any = None) -> dict[str, Any]:
         """FWHM = 2 sqrt(2 ln 2) sigma, area = A sigma sqrt(2 pi)."""
         n = 3 * self.n_peaks
         p = xp.asarray(params[:, :n], dtype=np.float64).reshape(-1, self.n_peaks, 3)
         e = xp.asarray(errors[:, :n], dtype=np.float64).reshape(-1, self.n_peaks, 3)
         a, mu, fw = p[..., 0], p[..., 1], FWHM_PER_SIGMA * p[..., 2]
-        out = {"amplitude": a, "center": mu, "fwhm": fw, "area": area(a, fw),
-               "amplitude_err": e[..., 0], "center_err": e[..., 1], "fwhm_err": FWHM_PER_SIGMA * e[..., 2]}
-        out["area_err"] = out["area"] * area_relative_error(a, fw, 0.0, (e[..., 0], out["fwhm_err"], 0.0))
-        return out
+        return {"amplitude": a, "center": mu, "fwhm": fw, "area": area(a, fw),
+                "amplitude_err": e[..., 0], "center_err": e[..., 1], "fwhm_err": FWHM_PER_SIGMA * e[..., 2],
+                "area_err": self.area_error(params, errors, covariance, xp)}
+
+    def area_terms(self, params: Any, xp: ModuleType = np) -> tuple[Any, Any, Any, np.ndarray, np.ndarray]:
+        """Amplitude A, FWHM = 2.3548 sigma and eta = 0 (no parameter)."""
+        p = xp.asarray(params[:, : 3 * self.n_peaks], dtype=np.float64).reshape(-1, self.n_peaks, 3)
+        index = np.array([[3 * k, 3 * k + 2, -1] for k in range(self.n_peaks)])
+        return p[..., 0], FWHM_PER_SIGMA * p[..., 2], 0.0, index, np.array([1.0, FWHM_PER_SIGMA, 1.0])
 
     def guess(self, x: Any, y: Any, w: Any, xp: ModuleType = np) -> Any:
         """Background from the 10 % quantile, then peaks one by one: the highest remaining point,

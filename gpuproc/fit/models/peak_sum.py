@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from gpuproc.fit.models.base import Model, axis
+from gpuproc.fit.models.profiles import area, area_relative_error, diagonal_covariance
 
 BACKGROUNDS = {"none": 0, "constant": 1, "linear": 2}
 
@@ -51,7 +52,28 @@ class PeakSum(Model):
         centre and FWHM (each ``(n_fits,)``)."""
 
     @abstractmethod
-    def peak_table(self, params: Any, errors: Any, xp: ModuleType = np) -> dict[str, Any]:
+    def peak_table(self, params: Any, errors: Any, xp: ModuleType = np, covariance: Any = None) -> dict[str, Any]:
         """Per peak, each ``(n_fits, n_peaks)``: ``amplitude``, ``center``, ``fwhm``, ``area``
-        (integral over x) and their standard errors ``*_err`` (the area's with covariances
-        neglected)."""
+        (integral over x) and their standard errors ``*_err``; the area's from :meth:`area_error`."""
+
+    @abstractmethod
+    def area_terms(self, params: Any, xp: ModuleType = np) -> tuple[Any, Any, Any, np.ndarray, np.ndarray]:
+        """Per peak, each ``(n_fits, n_peaks)``: amplitude, FWHM and eta (the area's factors), and
+        how they follow from the parameters: ``(n_peaks, 3)`` parameter indices (-1: a constant, no
+        error) and the ``(3,)`` scales, (amplitude, FWHM, eta) = scale x parameter."""
+
+    def area_error(self, params: Any, errors: Any, covariance: Any = None, xp: ModuleType = np) -> Any:
+        """Standard error of every peak's area, ``(n_fits, n_peaks)``, propagated from the fits'
+        ``covariance`` (``(n_fits, n_params, n_params)``, :func:`gpuproc.fit.fit` with
+        ``covariance=True``) or, without it, from the ``errors`` alone: the correlations neglected,
+        of which the amplitude-width one is negative, so that the error comes out too large."""
+        a, fwhm, eta, index, scale = self.area_terms(params, xp)
+        known = xp.asarray(index >= 0)
+        j = xp.asarray(np.where(index >= 0, index, 0))
+        if covariance is None:
+            s = xp.where(known, xp.asarray(errors, dtype=np.float64)[:, j] * xp.asarray(scale), 0.0)
+            c = diagonal_covariance(s, xp)
+        else:
+            c = xp.asarray(covariance, dtype=np.float64)[:, j[:, :, None], j[:, None, :]] * xp.asarray(np.outer(scale, scale))
+            c = xp.where(known[:, :, None] & known[:, None, :], c, 0.0)
+        return area(a, fwhm, eta) * area_relative_error(a, fwhm, eta, c, xp)

@@ -23,7 +23,7 @@ import numpy as np
 from gpuproc.fit.models.base import Model, axis, mean_spacing
 from gpuproc.fit.models.gauss1d import Gauss1D
 from gpuproc.fit.models.peak_sum import BACKGROUNDS, PeakSum
-from gpuproc.fit.models.profiles import FWHM_PER_SIGMA, SHAPES, area, area_relative_error, pvoigt_terms
+from gpuproc.fit.models.profiles import FWHM_PER_SIGMA, SHAPES, area, pvoigt_terms
 
 PER_PEAK = ("amplitude", "center", "fwhm", "eta", "asymmetry")
 MAX_ASYMMETRY = 0.9  #: |alpha| bound: half widths differ by at most a factor 19
@@ -96,15 +96,22 @@ class Peaks1D(PeakSum):
         eta = xp.full_like(amplitude, held.get("eta", START_ETA))
         return xp.stack([amplitude, center, fwhm, eta, xp.zeros_like(amplitude)], axis=-1)
 
-    def peak_table(self, params: Any, errors: Any, xp: ModuleType = np) -> dict[str, Any]:
+    def peak_table(self, params: Any, errors: Any, xp: ModuleType = np, covariance: Any = None) -> dict[str, Any]:
         n = self.n_per_peak * self.n_peaks
         p = xp.asarray(params[:, :n], dtype=np.float64).reshape(-1, self.n_peaks, self.n_per_peak)
         e = xp.asarray(errors[:, :n], dtype=np.float64).reshape(-1, self.n_peaks, self.n_per_peak)
         a, mu, fw, eta = (p[..., j] for j in range(4))
         out = {"amplitude": a, "center": mu, "fwhm": fw, "area": area(a, fw, eta)}
         out.update({f"{k}_err": e[..., j] for j, k in enumerate(("amplitude", "center", "fwhm"))})
-        out["area_err"] = out["area"] * area_relative_error(a, fw, eta, (e[..., 0], e[..., 2], e[..., 3]))
+        out["area_err"] = self.area_error(params, errors, covariance, xp)
         return out
+
+    def area_terms(self, params: Any, xp: ModuleType = np) -> tuple[Any, Any, Any, np.ndarray, np.ndarray]:
+        """Amplitude, FWHM and eta are parameters (a held eta has zero errors and covariances)."""
+        n = self.n_per_peak * self.n_peaks
+        p = xp.asarray(params[:, :n], dtype=np.float64).reshape(-1, self.n_peaks, self.n_per_peak)
+        index = np.array([[self.n_per_peak * k + j for j in (0, 2, 3)] for k in range(self.n_peaks)])
+        return p[..., 0], p[..., 2], p[..., 3], index, np.ones(3)
 
     def default_bounds(self, x: Any, xp: ModuleType = np) -> tuple[np.ndarray, np.ndarray]:
         """Heights >= 0; FWHM above that of a Gaussian of half the mean point spacing (as gauss1d);

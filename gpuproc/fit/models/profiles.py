@@ -67,9 +67,18 @@ def area(amplitude: Any, fwhm: Any, eta: Any = 0.0) -> Any:
     return amplitude * fwhm * breadth_per_fwhm(eta)
 
 
-def area_relative_error(amplitude: Any, fwhm: Any, eta: Any, errors: tuple[Any, Any, Any]) -> Any:
-    """Relative standard error of :func:`area` from the errors of amplitude, FWHM and eta, their
-    covariances neglected (``errors`` = (amplitude_err, fwhm_err, eta_err); 0 for a held eta)."""
-    da, dw, de = errors
+def area_relative_error(amplitude: Any, fwhm: Any, eta: Any, covariance: Any, xp: ModuleType = np) -> Any:
+    """Relative standard error of :func:`area`, propagated to first order.
+
+    ``covariance``: ``(..., 3, 3)`` covariance of (amplitude, FWHM, eta) per peak (rows and columns
+    of a held eta 0); a diagonal one (:func:`diagonal_covariance`) neglects the correlations, of
+    which the amplitude-width one is large and negative for every profile.
+    """
     slope = (LORENTZ_BREADTH_PER_FWHM - GAUSS_BREADTH_PER_FWHM) / breadth_per_fwhm(eta)
-    return ((da / amplitude) ** 2 + (dw / fwhm) ** 2 + (slope * de) ** 2) ** 0.5
+    g = xp.stack([1.0 / amplitude, 1.0 / fwhm, slope + xp.zeros_like(amplitude)], axis=-1)  # d ln(area) / d(a, FWHM, eta)
+    return xp.sqrt(xp.einsum("...i,...ij,...j->...", g, covariance, g))
+
+
+def diagonal_covariance(errors: Any, xp: ModuleType = np) -> Any:
+    """``(..., k, k)`` covariance with the variances ``errors**2`` (``(..., k)``) and no correlation."""
+    return errors[..., :, None] ** 2 * xp.eye(errors.shape[-1])
