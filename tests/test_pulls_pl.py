@@ -28,8 +28,8 @@ def map_pulls(mapped):
 @pytest.mark.parametrize("name", ["energy", "fwhm_mev", "amplitude", "area"])
 def test_map_pulls(map_pulls, name):
     """Measured (n=372, mean/sd): energy +0.01/0.99, fwhm -0.08/0.92, amplitude -0.00/0.96, area
-    -0.06/0.98 (area_err from the fit's covariance; sd 0.61 when it neglected the amplitude-width
-    correlation)."""
+    -0.06/0.97 (area_err from the fit's covariance; -0.04/0.68 when it neglected the amplitude-width
+    correlation: benchmarks/results/pulls.json, run before-area-covariance)."""
     assert_calibrated(map_pulls[name], name, min_n=300)
 
 
