@@ -1,5 +1,5 @@
-"""``fit(..., covariance=True)``: the whole parameter covariance, on the CPU and through the
-emulated CUDA kernel (tests/emu/, the engine's GPU argument packing).
+"""``fit(..., covariance=True)``: the whole parameter covariance, on the CPU, through the emulated
+CUDA kernel (tests/emu/, the engine's GPU argument packing) and on a real GPU (``-m gpu``).
 
 Its diagonal is the reported errors squared; fixed parameters have zero rows and columns, a
 singular fit NaN ones; asking for it changes no other result. Least squares against scipy's
@@ -33,12 +33,17 @@ def lib(tmp_path_factory):
     return build(kernel_dir(), tmp_path_factory.mktemp("emu_cov"))
 
 
-@pytest.fixture(params=["cpu", "gpu"])
+@pytest.fixture(params=["cpu", "emulated", pytest.param("cuda", marks=pytest.mark.gpu)])
 def device(request, monkeypatch):
-    """The CPU library, or ``device="gpu"`` through the emulated kernel."""
-    if request.param == "gpu":
+    """The CPU library, ``device="gpu"`` through the emulated kernel, or a real GPU (gpu marker)."""
+    if request.param == "emulated":
         emulate(monkeypatch, request.getfixturevalue("lib"))
-    return request.param
+    return "cpu" if request.param == "cpu" else "gpu"
+
+
+def fitted(*args, **kw):
+    """:func:`fit` with every result on the host."""
+    return fit(*args, **kw).get()
 
 
 def problems():
@@ -77,7 +82,7 @@ def _normalised_deviation(cov, ref):
 @pytest.mark.parametrize("name", sorted(problems()))
 def test_least_squares_covariance_is_curve_fits(device, name):
     model, x, y, kw = problems()[name]
-    r = fit(model, y, x, device=device, covariance=True, **kw)
+    r = fitted(model, y, x, device=device, covariance=True, **kw)
     assert np.all(r.status == Status.CONVERGED), r.status_counts()
     assert r.covariance.shape == y.shape[:-1] + (model.n_params, model.n_params)
     free = _free(model, kw)
@@ -108,7 +113,7 @@ def test_least_squares_covariance_is_curve_fits(device, name):
 
 def test_poisson_covariance_is_the_inverse_fisher_information(device):
     model, x, y, kw = problems()["gauss1d_2"]
-    r = fit(model, y, x, device=device, covariance=True, estimator="poisson", p0=kw["p0"])
+    r = fitted(model, y, x, device=device, covariance=True, estimator="poisson", p0=kw["p0"])
     assert np.all(r.ok)
     p = r.params.astype(np.float64)
     mu = model.evaluate(x[None].astype(np.float64), p)
@@ -130,8 +135,8 @@ def test_diagonal_fixed_and_singular_entries(device):
     fixed = np.zeros((12, 4), bool)
     fixed[2::3, 3] = True  # background held in some fits
     kw = dict(fixed=fixed, device=device)
-    r = fit("gauss1d", y, x, covariance=True, **kw)
-    plain = fit("gauss1d", y, x, **kw)
+    r = fitted("gauss1d", y, x, covariance=True, **kw)
+    plain = fitted("gauss1d", y, x, **kw)
     assert plain.covariance is None
     for k in ("params", "errors", "chi2", "n_iter", "status"):
         np.testing.assert_array_equal(getattr(r, k), getattr(plain, k), err_msg=k)
