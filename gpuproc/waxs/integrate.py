@@ -137,6 +137,7 @@ class _FrameRules:
 
     intervals: list[tuple[Any, Any]]  #: closed intervals of invalid raw values (invalid_intervals)
     flat_bad: np.ndarray  #: pixels whose flat value meets the dummy test: invalid in every frame
+    flat_bad_dev: Any  #: the same on the integrator's device (uploaded once)
 
 
 class CakeIntegrator:
@@ -645,7 +646,7 @@ class CakeIntegrator:
         if self.saturation is not None:
             valid &= raw <= self.saturation
         if len(rules.flat_bad):
-            valid[:, xp.asarray(rules.flat_bad)] = False
+            valid[:, rules.flat_bad_dev] = False
         return valid
 
     def _dummy_rule(self, dtype: np.dtype) -> DummyRule | None:
@@ -661,7 +662,8 @@ class CakeIntegrator:
             flat_bad = np.empty(0, np.int64)
             if rule is not None and self._flat is not None:  # pyFAI tests the flat field too
                 flat_bad = np.flatnonzero(rule.hits(self._flat) & ~self._static)
-            rules = self._rules[dtype] = _FrameRules(invalid_intervals(dtype, rule), flat_bad)
+            rules = _FrameRules(invalid_intervals(dtype, rule), flat_bad, self._xp.asarray(flat_bad))
+            self._rules[dtype] = rules
         return rules
 
     def _to_cake(self, rows: np.ndarray) -> np.ndarray:

@@ -22,12 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from gpuproc.backend import to_numpy
+from gpuproc.backend import array_namespace, get_xp, to_numpy
 from gpuproc.fit import Status
 from gpuproc.fit.models.gauss2d_polar import wrap_deg
 from gpuproc.io.results import ResultLayout, ResultStore, Variable
 from gpuproc.io.store import Scan, open_frames_scan, open_scan
 from gpuproc.run.blocks import RunSpec, StoreBlocks
+from gpuproc.run.device_upload import Uploader
 from gpuproc.run.executor import execute
 from gpuproc.run.oom import split_on_oom
 from gpuproc.run.settings import execution_of
@@ -59,8 +60,9 @@ class Context:
     #: (n_reflections, 2) sigma of the cake's own broadening in q (q unit) and azimuth (degrees),
     #: removed from the fitted widths (gpuproc.waxs.broadening)
     cake_sigma: np.ndarray | None = None
-    #: per window, (q, phi) of its points at their bins' mean pixel positions: where spots are fitted
-    fit_points: list[tuple[np.ndarray, np.ndarray]] | None = None
+    #: per window, (2, n_points) float32 (q, phi) of its points at their bins' mean pixel positions
+    #: (where spots are fitted), on the fitting device like the windows' gather indices
+    fit_points: list[Any] | None = None
 
     @property
     def waxs(self) -> list[int]:
@@ -106,21 +108,25 @@ class WaxsBlocks(StoreBlocks):
         self.job = self.ctx.job
         self.open_results(job, layout(self.ctx, self.scan), create)
         self._index = self.scan.frame_index()
+        frame_bytes = self.scan.frames.dtype.itemsize * int(np.prod(self.scan.frames.shape[1:]))
+        self._upload = Uploader(get_xp(self.job.job.device), self.job.job.batch_frames * frame_bytes)
 
-    def read_block(self, block: int) -> tuple[np.ndarray, int, np.ndarray]:
+    def read_block(self, block: int) -> tuple[np.ndarray, int, Any]:
         """The frames of ``block`` (one consecutive range, whatever the scan order), read and
-        decoded: (position grid of each frame relative to the first, first frame, frames)."""
+        decoded: (position grid of each frame relative to the first, first frame, frames). On the
+        GPU the frames' upload in their stored dtype starts here (gpuproc.run.device_upload)."""
         region = self.results.layout.block_region(block)
         grid = self._index[region["y"], region.get("x", slice(None))]
         k0, k1 = int(grid.min()), int(grid.max()) + 1
-        return grid - k0, k0, read_frames(self.scan, k0, k1, self.ctx.job.input.source)
+        return grid - k0, k0, self._upload.put(read_frames(self.scan, k0, k1, self.ctx.job.input.source))
 
-    def compute_block(self, block: int, data: tuple[np.ndarray, int, np.ndarray]) -> dict[str, np.ndarray]:
+    def compute_block(self, block: int, data: tuple[np.ndarray, int, Any]) -> dict[str, np.ndarray]:
         """Integrate, fit and derive the frames of ``block``: its results on the scan grid.
 
         On device out-of-memory the frames are processed in halves (with a warning).
         """
-        grid, k0, frames = data
+        grid, k0, staged = data
+        frames = self._upload.take(staged)  # on the GPU: work waits for the frames' copy
         values = split_on_oom(lambda lo, hi: process_block(self.ctx, frames[lo - k0:hi - k0], slice(lo, hi)),
                               k0, k0 + len(frames), self._merge)
         with stage("derive"):
@@ -198,8 +204,9 @@ def make_context(job: WaxsJob, scan: Scan) -> Context:
     )
     invalid = integrator.shared_invalid(_probe_frames(scan))  # flags every frame carries
     norm = integrator.typical_norm(invalid)  # what a frame's windows and broadening see
+    xp = get_xp(job.job.device)  # the windows' arrays read by every block go to the device once
     windows = [make_window(r, integrator.q, integrator.azimuth, norm, min_coverage=job.fit.min_coverage,
-                           warn_coverage=job.fit.warn_coverage) for r in job.reflections]
+                           warn_coverage=job.fit.warn_coverage).on(xp) for r in job.reflections]
     monitor = None
     if scan.monitor is not None:
         monitor = monitor_scale(np.asarray(scan.monitor), f"[input] source {job.input.source}")
@@ -207,7 +214,8 @@ def make_context(job: WaxsJob, scan: Scan) -> Context:
     offsets = integrator.bin_spread(invalid)
     cake_sigma = np.array([[broadening.window_broadening(v, norm, w.azimuth_index, w.q_index)
                             for v in (offsets.var_q, offsets.var_chi)] for w in windows])
-    points = [broadening.window_coordinates(offsets, w.azimuth_index, w.q_index, w.q, w.phi) for w in windows]
+    points = [xp.asarray(np.stack(broadening.window_coordinates(offsets, w.azimuth_index, w.q_index, w.q, w.phi)))
+              for w in windows]
     return Context(job, integrator, windows, monitor, length, "A^-1" if length == "A" else "nm^-1", cake_sigma,
                    points)
 
@@ -323,7 +331,7 @@ def process_block(ctx: Context, frames: np.ndarray, frame_range: slice) -> dict[
         signal, norm = ctx.integrator.integrate_sums(frames)
     scale = None
     if ctx.monitor_scale is not None:
-        scale = ctx.monitor_scale[frame_range].astype(np.float32)[:, None]
+        scale = array_namespace(signal).asarray(ctx.monitor_scale[frame_range], dtype=np.float32)[:, None]
     with stage("fit"):
         out = fit_reflections(ctx, signal, norm, scale)
     with stage("derive"):
@@ -372,7 +380,7 @@ def fit_reflections(ctx: Context, signal: Any, norm: Any, scale: Any | None) -> 
     for w, refl, points in zip(ctx.windows, ctx.job.reflections, ctx.fit_points):
         window_norm = w.take(norm)
         y, weight = intensity_and_weight(w.take(signal), window_norm, scale)
-        problems.append(WindowProblem(refl.model, y, weight, w.valid(window_norm), np.stack(points),
+        problems.append(WindowProblem(refl.model, y, weight, w.valid(window_norm), points,
                                       *spot_checks.spot_bounds(w, f.min_fwhm_bins, refl.model)))
     results = fit_windows(problems, device=ctx.job.job.device, max_iter=f.max_iter, estimator="poisson")
     for i, (problem, res) in enumerate(zip(problems, results)):

@@ -31,7 +31,7 @@ class WindowProblem:
     y: Any  #: (n_frames, n_points) intensities
     weight: Any  #: (n_frames, n_points) least-squares weights (1 / variance), or Poisson multiplicities
     valid: Any  #: (n_frames, n_points) bool: the bin counts in that frame's fit
-    x: np.ndarray  #: (2, n_points) coordinates (q, azimuth) shared by the frames
+    x: Any  #: (2, n_points) coordinates (q, azimuth) shared by the frames
     lower: np.ndarray  #: (n_params,) bounds
     upper: np.ndarray
 

@@ -14,7 +14,7 @@ that are valid; its weight fraction is its normalisation over that of full bins.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -41,7 +41,10 @@ class Window:
     q_index: np.ndarray  #: (n_q,) columns of the cake
     q: np.ndarray  #: (n_az * n_q,) float32 q of each point, A^-1 or nm^-1
     phi: np.ndarray  #: (n_az * n_q,) float32 azimuth of each point, degrees
-    full_norm: np.ndarray  #: (n_az * n_q,) float32 normalisation of a full bin at each point's q
+    full_norm: Any  #: (n_az * n_q,) float32 normalisation of a full bin at each point's q
+    #: (n_az * n_q,) int64 position of each point in a flattened (azimuth, q) cake; this and
+    #: ``full_norm`` are NumPy, or on the fitting device for a whole run (:meth:`on`)
+    flat_index: Any
     coverage: float = 1.0  #: fraction of the window's bins valid under the static mask
     weight_fraction: float = 1.0  #: window normalisation under the static mask / that of full bins
 
@@ -55,10 +58,14 @@ class Window:
         q, phi = np.unique(self.q), np.unique(self.phi)
         return float(np.median(np.diff(q))), float(np.median(np.diff(phi)))
 
+    def on(self, xp: Any) -> Window:
+        """This window with the arrays that every block reads (:attr:`flat_index`, :attr:`full_norm`)
+        on ``xp``'s device: uploaded once, not with every block."""
+        return replace(self, flat_index=xp.asarray(self.flat_index), full_norm=xp.asarray(self.full_norm))
+
     def take(self, cakes: Any) -> Any:
-        """(n_frames, n_points) window values from cakes (n_frames, n_azimuth, n_q)."""
-        xp_take = cakes[:, self.azimuth_index][:, :, self.q_index]
-        return xp_take.reshape(cakes.shape[0], -1)
+        """(n_frames, n_points) window values from cakes (n_frames, n_azimuth, n_q), one gather."""
+        return cakes.reshape(cakes.shape[0], -1)[:, self.flat_index]
 
     def valid(self, norm: Any) -> Any:
         """(n_frames, n_points) True where a window bin is valid, from window normalisations
@@ -122,7 +129,9 @@ def make_window(spec: ReflectionSpec, q: np.ndarray, azimuth: np.ndarray, norm: 
     phi = lo + offset[az_index]
     qq, pp = np.meshgrid(q[q_index], phi, indexing="xy")
     full = np.broadcast_to(full_bin_norm(norm[:, q_index]), qq.shape).ravel().astype(np.float32)  # its columns only
-    window = Window(spec.name, az_index, q_index, qq.ravel().astype(np.float32), pp.ravel().astype(np.float32), full)
+    flat = (az_index[:, None] * q.size + q_index[None, :]).ravel().astype(np.int64)
+    window = Window(spec.name, az_index, q_index, qq.ravel().astype(np.float32), pp.ravel().astype(np.float32), full,
+                    flat)
     static = norm[np.ix_(az_index, q_index)].ravel()
     window.coverage = float(np.mean(window.valid(static[None])[0]))
     window.weight_fraction = float(static.sum() / max(float(full.sum()), 1e-30))
