@@ -78,6 +78,8 @@ MUTATIONS = (
     Mutation("PL energy_err x 1.9", "gpuproc/pl/peaks.py",
              '"energy": pick(mu), "energy_err": pick(dmu),', '"energy": pick(mu), "energy_err": pick(1.9 * dmu),',
              ("tests/test_pulls_pl.py", "-k", "map_pulls and energy"), True),
+    Mutation("PL area error without the amplitude-width covariance", "gpuproc/pl/peaks.py",
+             "r.covariance if correlated else None)", "None)", ("tests/test_pulls_pl.py", "-k", "map_pulls and area")),
     Mutation("PL centroid background sign flipped", "gpuproc/pl/peaks.py",
              "xp.where(xp.isfinite(y), y - bg, 0.0)", "xp.where(xp.isfinite(y), y + bg, 0.0)",
              ("tests/test_pulls_pl.py", "-k", "centroid"), True),
