@@ -151,17 +151,19 @@ def test_waxs_run_on_the_device_data_flow(monkeypatch, job_file, tmp_path):
     from gpuproc.waxs.job import load_job
     from gpuproc.io.store import open_scan
 
+    scan = open_scan(job_file.with_name("scan.zarr"))
+    frame_bytes = scan.frames.dtype.itemsize * int(np.prod(scan.frames.shape[1:]))
+    n_frames = scan.frames.shape[0]
+    monitor = np.linspace(0.8, 1.2, n_frames)  # a beam monitor's scale: a host array sent per block
+
     monkeypatch.setattr(integrate, "_kernels", lambda: None)  # CPU reference: the same xp algorithm
     cpu_job = job_with_output(job_file, tmp_path / "cpu.zarr", device="cpu")
     cpu_run = WaxsBlocks(cpu_job, create=True)
+    cpu_run.ctx.monitor_scale = monitor
     with cpu_run.overlapped(cpu_run.pending()):
         for b in cpu_run.pending():
             cpu_run.run_block(b)
     cpu_run.finalize()
-
-    scan = open_scan(job_file.with_name("scan.zarr"))
-    frame_bytes = scan.frames.dtype.itemsize * int(np.prod(scan.frames.shape[1:]))
-    n_frames = scan.frames.shape[0]
     models = {r.model for r in load_job(job_file).reflections}
     fake = FakeCupy()
     sets = lambda: sum(1 for o in fake.log.ops if o.kind == "h2d" and o.what == "set")  # noqa: E731
@@ -179,6 +181,7 @@ def test_waxs_run_on_the_device_data_flow(monkeypatch, job_file, tmp_path):
     with installed(monkeypatch, fake):
         monkeypatch.setattr(gpu, "cuda_kernel", cpu_kernels(fake, models, until_next_upload))
         run = WaxsBlocks(job_with_output(job_file, tmp_path / "gpu.zarr", device="gpu"), create=True)
+        run.ctx.monitor_scale = monitor
         ci = run.ctx.integrator
         n_blocks = run.n_blocks
         setup = len(fake.log.ops)
@@ -207,7 +210,7 @@ def test_waxs_run_on_the_device_data_flow(monkeypatch, job_file, tmp_path):
     assert Counter(o.shape for o in h2d if o.dtype == np.int64 and o.shape in shapes) == shapes
     assert not [o for o in block_ops if o.kind == "h2d" and o.what == "index"]  # no host index arrays per block
     assert not [o for o in block_ops if o.kind == "h2d" and o.shape == (nnz,)]
-    # per block, besides its frames: only the fits' bounds and fixed-parameter bits (the engine's)
+    # per block, besides its frames: the monitor scale, the fits' bounds and fixed-parameter bits
     per_block = [o for o in block_ops if o.kind == "h2d" and o.what != "set"]
     assert {(o.what, o.dtype.name) for o in per_block} <= {("asarray", "float32"), ("asarray", "uint32")}
     assert sum(o.nbytes for o in per_block) < 0.01 * n_frames * frame_bytes
