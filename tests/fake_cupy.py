@@ -140,8 +140,9 @@ class DeviceArray(np.ndarray):
 
     def set(self, arr: np.ndarray, stream: Stream | None = None) -> None:
         f = self.fake
-        if type(arr) is not np.ndarray or arr.shape != self.shape:
-            raise ValueError(f"set: a host array of shape {self.shape} is needed, got {type(arr)} {np.shape(arr)}")
+        if type(arr) is not np.ndarray or arr.shape != self.shape or arr.dtype != self.dtype:  # as CuPy checks
+            raise ValueError(f"set: a host {self.dtype} array of shape {self.shape} is needed, got {type(arr)} "
+                             f"{getattr(arr, 'dtype', None)} {np.shape(arr)}")
         f.log.add(Op("h2d", (stream or f.current()).name, arr.nbytes, "set", arr.dtype, arr.shape,
                      pinned=_is_pinned(arr) and stream is not None))
         np.copyto(self.view(np.ndarray), arr)
