@@ -224,3 +224,26 @@ def test_waxs_run_on_the_device_data_flow(monkeypatch, job_file, tmp_path):
     assert compute and compute[0] > main_waits[0][0]
     assert not [o for o in ops if o.kind == "launch" and o.stream != "null"]
     assert threading.current_thread().name == "MainThread"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.int32])
+def test_staged_frames_cake_on_a_real_gpu(dtype):
+    """With CuPy itself: blocks through the pinned buffers (one larger than a buffer) arrive intact
+    in their dtype, and their cakes equal the CPU's (as test_waxs_integrate.test_gpu_matches_cpu)."""
+    import cupy
+
+    frames = flagged_frames(dtype)
+    kw = dict(BINS, dummy=-2.0, delta_dummy=1.5, saturation=3000)
+    ci = integrate.CakeIntegrator(small_ai(), device="gpu", **kw)
+    up = Uploader(cupy, 2 * frames[0].nbytes)
+    blocks = [up.put(frames[:3]), up.put(frames[3:])]  # the second is queued while the first lands
+    sums = []
+    for staged, host in zip(blocks, (frames[:3], frames[3:])):
+        block = up.take(staged)
+        assert block.dtype == dtype
+        np.testing.assert_array_equal(block.get(), host)
+        sums.append([a.get() for a in ci.integrate_sums(block)])
+    cpu = integrate.CakeIntegrator(small_ai(), device="cpu", **kw).integrate_sums(frames)
+    for i in (0, 1):
+        np.testing.assert_allclose(np.concatenate([s[i] for s in sums]), cpu[i], rtol=1e-5, atol=1e-3)
