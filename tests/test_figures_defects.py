@@ -194,20 +194,29 @@ def test_pl_energy_maps_2d_legend_and_transparent_false_peaks(captured, tmp_path
 
 
 def test_pl_spectra_show_data_fit_components_residuals(captured, tmp_path):
-    energy = np.linspace(2.3, 2.7, 300)
-    peaks = {"energy": np.array([2.45, 2.55, np.nan]), "fwhm_mev": np.array([40.0, 60.0, np.nan]),
-             "amplitude": np.array([500.0, 300.0, np.nan])}
-    truth = report_pl.gaussian_components(energy, peaks["energy"], peaks["fwhm_mev"], peaks["amplitude"])
+    """A Gaussian, a Lorentzian and a split Gaussian (half widths 15 and 45 meV) drawn with their
+    stored profiles: the residuals are the noise (drawn as Gaussians they would not be)."""
+    energy = np.linspace(2.3, 2.7, 400)
+    peaks = {"energy": np.array([2.40, 2.50, 2.60, np.nan]), "fwhm_mev": np.array([40.0, 30.0, 60.0, np.nan]),
+             "amplitude": np.array([500.0, 300.0, 400.0, np.nan]), "eta": np.array([0.0, 1.0, 0.0, np.nan]),
+             "asymmetry": np.array([0.0, 0.0, 0.5, np.nan])}
+    half = np.where(energy < 2.60, 0.015, 0.045)
+    truth = (500.0 * np.exp(-np.log(2) * ((energy - 2.40) / 0.020) ** 2)
+             + 300.0 / (1 + ((energy - 2.50) / 0.015) ** 2)
+             + 400.0 * np.exp(-np.log(2) * ((energy - 2.60) / half) ** 2))
     noise = np.random.default_rng(6).normal(0, 2.0, energy.size)
-    data = truth.sum(axis=0) + 20.0 + 30.0 * (energy - 2.5) + noise
+    data = truth + 20.0 + 30.0 * (energy - 2.5) + noise
     report_pl.plot_spectra(energy, data[None], [peaks], ["median energy: (x, y) = (1.5, 2) \u00b5m"],
                            tmp_path / "s.png")
     top, bottom = captured[-1].axes
     assert "\u00b5m" in top.get_title()
     assert {t.get_text() for t in top.get_legend().get_texts()} == {"data", "peaks", "fitted sum"}
-    assert len(top.lines) == 1 + 2 + 1  # data, two components, their sum
+    assert len(top.lines) == 1 + 3 + 1  # data, three components, their sum
     residual = bottom.lines[0].get_ydata()
-    assert np.std(residual) < 1.5 * np.std(noise)  # the linear background was recovered
+    assert np.std(residual) < 1.5 * np.std(noise)  # profiles as stored, the linear background recovered
+    gaussians = {k: v for k, v in peaks.items() if k not in ("eta", "asymmetry")}
+    report_pl.plot_spectra(energy, data[None], [gaussians], ["as Gaussians"], tmp_path / "g.png")
+    assert np.std(captured[-1].axes[1].lines[0].get_ydata()) > 3 * np.std(noise)
 
 
 def test_quartile_pixels_pick_the_energy_quartiles():

@@ -104,6 +104,7 @@ def test_figures_and_device_changes_resume(job_file, tmp_path, monkeypatch):
     _interrupted(job, monkeypatch)
     calls, finalized = _counting(monkeypatch), []
     monkeypatch.setattr(pipeline.WaxsBlocks, "finalize", lambda self: finalized.append(self.ctx.job.job))
+    monkeypatch.setattr(pipeline.WaxsBlocks, "publish", lambda self: None)  # no statistics: nothing to draw
     run_waxs(job_with_output(job_file, tmp_path / "figs.zarr", figures=tmp_path / "figures", device="cpu",
                              overwrite=True))
     assert sorted(calls) == [2, 3, 4, 5]  # resumed (overwrite only replaces what cannot be resumed)

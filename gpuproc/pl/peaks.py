@@ -94,6 +94,8 @@ class PeakMaps:
     peak_fwhm_mev: Any
     peak_amplitude: Any
     peak_area: Any
+    peak_eta: Any  #: (..., max_peaks) Lorentzian fraction of each profile (0 Gaussian)
+    peak_asymmetry: Any  #: (..., max_peaks) alpha: half widths FWHM (1 -+ alpha) / 2
 
     def as_dict(self) -> dict[str, Any]:
         """The fields as a dict of arrays."""
@@ -283,6 +285,8 @@ def _bic(r: FitResult, mu: Any, w: Any, points: _Points, xp: ModuleType, k: int 
 
 #: the per-peak values of a fit :func:`_select` keeps (PeakSum.peak_table), values then errors
 PEAK_VALUES = ("amplitude", "center", "fwhm", "area")
+#: and the profile of each peak, without errors (what the example spectra redraw)
+PROFILE_VALUES = ("eta", "asymmetry")
 
 
 def _peak_table(r: FitResult, xp: ModuleType, correlated: bool = True) -> dict[str, Any]:
@@ -404,13 +408,13 @@ def _select(results: list[FitResult], bic: Any, background_fitted: Any, y: Any, 
     significant emission: a measurement), else the 1-peak fit's."""
     best = xp.argmin(bic, axis=-1)
     n_peaks = xp.where(xp.isfinite(bic.min(axis=-1)), best + 1, 0).astype(np.int8)
-    peaks = xp.stack([_padded(r, max_peaks, xp) for r in results])  # (N, n_fits, max_peaks, 8)
+    peaks = xp.stack([_padded(r, max_peaks, xp) for r in results])  # (N, n_fits, max_peaks, 10)
     idx = xp.broadcast_to(best[None, :, None, None], (1,) + peaks.shape[1:])
     chosen = xp.take_along_axis(peaks, idx, axis=0)[0]
     chosen = xp.where((n_peaks > 0)[:, None, None], chosen, xp.nan)
     order = xp.argsort(xp.where(xp.isfinite(chosen[..., 1]), chosen[..., 1], xp.inf), axis=-1)
     chosen = xp.take_along_axis(chosen, order[..., None], axis=1)
-    a, mu, fwhm, area, da, dmu, dfwhm, darea = (chosen[..., j] for j in range(2 * len(PEAK_VALUES)))
+    a, mu, fwhm, area, da, dmu, dfwhm, darea, eta, alpha = (chosen[..., j] for j in range(peaks.shape[-1]))
     dom = xp.argmax(xp.where(xp.isfinite(area), area, -xp.inf), axis=-1)[:, None]
 
     def pick(v: Any) -> Any:
@@ -432,14 +436,15 @@ def _select(results: list[FitResult], bic: Any, background_fitted: Any, y: Any, 
                            xp.take_along_axis(status, fallback[None], axis=0)[0]).astype(np.uint8),
         "bic": bic,
         "peak_energy": mu, "peak_energy_err": dmu, "peak_fwhm_mev": 1e3 * fwhm,
-        "peak_amplitude": a, "peak_area": area,
+        "peak_amplitude": a, "peak_area": area, "peak_eta": eta, "peak_asymmetry": alpha,
     }
 
 
 def _padded(r: FitResult, max_peaks: int, xp: ModuleType) -> Any:
-    """(n_fits, max_peaks, 8): :data:`PEAK_VALUES` and their errors, NaN-padded."""
+    """(n_fits, max_peaks, 10): :data:`PEAK_VALUES`, their errors and :data:`PROFILE_VALUES`, NaN-padded."""
     t = _peak_table(r, xp)
-    v = xp.stack([t[k] for k in PEAK_VALUES] + [t[k + "_err"] for k in PEAK_VALUES], axis=-1)
+    v = xp.stack([t[k] for k in PEAK_VALUES] + [t[k + "_err"] for k in PEAK_VALUES]
+                 + [t[k] for k in PROFILE_VALUES], axis=-1)
     pad = xp.full((v.shape[0], max_peaks - v.shape[1], v.shape[2]), xp.nan)
     return xp.concatenate([v, pad], axis=1)
 

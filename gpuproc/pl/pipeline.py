@@ -152,7 +152,9 @@ def result_variables(job: PLJob, mode: str) -> dict[str, Variable]:
                       "peak_energy_err": ("eV", "standard error of peak_energy"),
                       "peak_fwhm_mev": ("meV", "FWHM of each peak"),
                       "peak_amplitude": (amp, "height of each peak"),
-                      "peak_area": (area, "area of each peak")}.items():
+                      "peak_area": (area, "area of each peak"),
+                      "peak_eta": ("", "Lorentzian fraction of each peak's profile (0: Gaussian)"),
+                      "peak_asymmetry": ("", "asymmetry of each peak (half widths FWHM (1 -+ alpha) / 2)")}.items():
         out[k] = Variable(per_peak, np.float32, u, n)
     if mode == "timeseries":
         out["intensity"] = Variable(("time", "photon_energy"), np.float32, amp, "preprocessed spectra (kymograph)")

@@ -22,7 +22,6 @@ from gpuproc.report.maps import _figure_size, _save, draw_map, plot_maps, resolv
 from gpuproc.report.no_data import plot_no_data
 
 EVENT_COLOR = "#d62728"
-FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
 
 def interior_limits(values: np.ndarray, sample: np.ndarray, erode: int = 2) -> tuple[float | None, float | None]:
@@ -155,13 +154,18 @@ def quartile_pixels(energy: np.ndarray, sample: np.ndarray) -> list[tuple[int, i
     return picks
 
 
-def gaussian_components(energy: np.ndarray, centres: np.ndarray, fwhm_mev: np.ndarray,
-                        heights: np.ndarray) -> np.ndarray:
-    """Each finite peak as a Gaussian over ``energy`` (eV): shape (n_peaks, n_channels)."""
-    keep = np.isfinite(centres) & np.isfinite(fwhm_mev) & np.isfinite(heights)
-    sigma = np.asarray(fwhm_mev, dtype=float)[keep] * 1e-3 / FWHM_PER_SIGMA
-    e0, h = np.asarray(centres, dtype=float)[keep], np.asarray(heights, dtype=float)[keep]
-    return h[:, None] * np.exp(-0.5 * ((energy[None, :] - e0[:, None]) / sigma[:, None]) ** 2)
+def peak_components(energy: np.ndarray, peak: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Each finite peak of ``peak`` (``energy`` eV, ``fwhm_mev``, ``amplitude`` and, when stored,
+    ``eta`` and ``asymmetry``: Gaussians without them) over ``energy`` (eV) with its fitted
+    profile (:class:`gpuproc.fit.models.Peaks1D`): shape (n_peaks, n_channels)."""
+    from gpuproc.fit.models import Peaks1D
+
+    values = [np.asarray(peak[k], dtype=float) for k in ("amplitude", "energy", "fwhm_mev")]
+    shape = [np.asarray(peak.get(k, np.zeros_like(values[0])), dtype=float) for k in ("eta", "asymmetry")]
+    a, e0, fwhm, eta, alpha = values[0], values[1], values[2] * 1e-3, *shape
+    keep = np.isfinite(a) & np.isfinite(e0) & np.isfinite(fwhm)
+    params = np.stack([a, e0, fwhm, np.nan_to_num(eta), np.nan_to_num(alpha)], axis=-1)[keep]
+    return Peaks1D("pvoigt", background="none").evaluate(np.asarray(energy, dtype=float)[None], params)
 
 
 def plot_spectra(energy: np.ndarray, spectra: np.ndarray, peaks: Sequence[Mapping[str, np.ndarray]],
@@ -177,7 +181,8 @@ def plot_spectra(energy: np.ndarray, spectra: np.ndarray, peaks: Sequence[Mappin
     ----------
     energy : (n,) eV
     spectra : (k, n) preprocessed intensity (``intensity_unit``)
-    peaks : k mappings with ``energy`` (eV), ``fwhm_mev`` (meV), ``amplitude`` per peak (NaN unused)
+    peaks : k mappings with ``energy`` (eV), ``fwhm_mev`` (meV), ``amplitude`` and optionally
+        ``eta``, ``asymmetry`` per peak (NaN unused; :func:`peak_components`)
     labels : k labels (e.g. the position in um)
     path : output PNG
     background : background model of the fit
@@ -193,7 +198,7 @@ def plot_spectra(energy: np.ndarray, spectra: np.ndarray, peaks: Sequence[Mappin
     n_bg = {"none": 0, "constant": 1, "linear": 2}[background]
     for sub, y, peak, label in zip(subfigs, spectra, peaks, labels):
         top, bottom = sub.subplots(2, 1, sharex=True, height_ratios=(3, 1))
-        comps = gaussian_components(energy, peak["energy"], peak["fwhm_mev"], peak["amplitude"])
+        comps = peak_components(energy, peak)
         rest = y - comps.sum(axis=0)
         ok = np.isfinite(rest)
         bg = np.zeros_like(energy)

@@ -66,7 +66,8 @@ def example_spectra(group: Any, folder: str | Path) -> Path | None:
     spectra, _, _, _ = prep(np.stack([np.asarray(store.spectra[p]) for p in pixels]), np)
     if prep.poisson:  # the Poisson estimator's shifted counts back in ADU, like the stored peaks
         spectra = prep.noise.gain * spectra - prep.noise.shift
-    per_peak = {k: np.asarray(group[f"peak_{k}"][...]) for k in ("energy", "fwhm_mev", "amplitude")}
+    shapes = [k for k in ("eta", "asymmetry") if f"peak_{k}" in group]  # older stores: Gaussians
+    per_peak = {k: np.asarray(group[f"peak_{k}"][...]) for k in ("energy", "fwhm_mev", "amplitude", *shapes)}
     peaks = [{k: v[p] for k, v in per_peak.items()} for p in pixels]
     energy = np.asarray(group["energy"][...])
     labels = [f"{name}: (x, y) = ({x[c]:g}, {y[r]:g}) \u00b5m, E = {energy[r, c]:.4g} eV"

@@ -75,7 +75,8 @@ class Gauss1D(PeakSum):
         a, mu, fw = p[..., 0], p[..., 1], FWHM_PER_SIGMA * p[..., 2]
         return {"amplitude": a, "center": mu, "fwhm": fw, "area": area(a, fw),
                 "amplitude_err": e[..., 0], "center_err": e[..., 1], "fwhm_err": FWHM_PER_SIGMA * e[..., 2],
-                "area_err": self.area_error(params, errors, covariance, xp)}
+                "area_err": self.area_error(params, errors, covariance, xp),
+                "eta": xp.zeros_like(a), "asymmetry": xp.zeros_like(a)}
 
     def area_terms(self, params: Any, xp: ModuleType = np) -> tuple[Any, Any, Any, np.ndarray, np.ndarray]:
         """Amplitude A, FWHM = 2.3548 sigma and eta = 0 (no parameter)."""

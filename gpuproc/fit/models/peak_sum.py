@@ -54,7 +54,8 @@ class PeakSum(Model):
     @abstractmethod
     def peak_table(self, params: Any, errors: Any, xp: ModuleType = np, covariance: Any = None) -> dict[str, Any]:
         """Per peak, each ``(n_fits, n_peaks)``: ``amplitude``, ``center``, ``fwhm``, ``area``
-        (integral over x) and their standard errors ``*_err``; the area's from :meth:`area_error`."""
+        (integral over x) and their standard errors ``*_err`` (the area's from :meth:`area_error`),
+        and the profile's ``eta`` and ``asymmetry`` (:mod:`gpuproc.fit.models.peaks1d`; 0 for a Gaussian)."""
 
     @abstractmethod
     def area_terms(self, params: Any, xp: ModuleType = np) -> tuple[Any, Any, Any, np.ndarray, np.ndarray]:

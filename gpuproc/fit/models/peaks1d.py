@@ -101,7 +101,7 @@ class Peaks1D(PeakSum):
         p = xp.asarray(params[:, :n], dtype=np.float64).reshape(-1, self.n_peaks, self.n_per_peak)
         e = xp.asarray(errors[:, :n], dtype=np.float64).reshape(-1, self.n_peaks, self.n_per_peak)
         a, mu, fw, eta = (p[..., j] for j in range(4))
-        out = {"amplitude": a, "center": mu, "fwhm": fw, "area": area(a, fw, eta)}
+        out = {"amplitude": a, "center": mu, "fwhm": fw, "area": area(a, fw, eta), "eta": eta, "asymmetry": p[..., 4]}
         out.update({f"{k}_err": e[..., j] for j, k in enumerate(("amplitude", "center", "fwhm"))})
         out["area_err"] = self.area_error(params, errors, covariance, xp)
         return out
