@@ -39,11 +39,16 @@ def small_ai(dummy=None, delta_dummy=None) -> AzimuthalIntegrator:
     return AzimuthalIntegrator(dist=0.03, poni1=0.009, poni2=0.007, rot1=0.02, detector=det, wavelength=1.0e-10)
 
 
+GAP = (slice(40, 44), slice(None))  #: a module gap: masked, flagged in every frame
+
+
 def flagged_frames(dtype, n=7, seed=0) -> np.ndarray:
     """Poisson frames with invalid values of the dtype: its maximum (unsigned), Dectris -1/-2
-    (signed), values above the saturation threshold; each frame its own pattern."""
+    (signed), values above the saturation threshold; each frame its own pattern, plus the flagged
+    :data:`GAP`. Invalid pixels outside the gap: 7 per frame (unsigned), 6 (signed)."""
     rng = np.random.default_rng(seed)
     frames = rng.poisson(40, (n, *SHAPE)).astype(dtype)
+    frames[(slice(None), *GAP)] = np.iinfo(dtype).max if np.dtype(dtype).kind == "u" else -1
     for k in range(n):
         frames[k, 3 + k, 5:9] = 5000  # saturated
         if np.dtype(dtype).kind == "u":
@@ -57,7 +62,9 @@ def flagged_frames(dtype, n=7, seed=0) -> np.ndarray:
 @pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.int32])
 def test_frames_upload_in_stored_dtype_and_cake_like_the_cpu(monkeypatch, dtype):
     frames = flagged_frames(dtype)
-    kw = dict(BINS, dummy=-2.0, delta_dummy=1.5, saturation=3000, block_frames=2)
+    gap = np.zeros(SHAPE, bool)
+    gap[GAP] = True
+    kw = dict(BINS, mask=gap, dummy=-2.0, delta_dummy=1.5, saturation=3000, block_frames=2)
     frame_bytes = np.dtype(dtype).itemsize * SHAPE[0] * SHAPE[1]
     with installed(monkeypatch, FakeCupy()) as fake:
         ci = integrate.CakeIntegrator(small_ai(), device="gpu", **kw)
@@ -81,6 +88,9 @@ def test_frames_upload_in_stored_dtype_and_cake_like_the_cpu(monkeypatch, dtype)
     assert 1 <= len(norms) <= len(frames)
     assert [(o.shape, o.dtype) for o in others if o not in norms] == [((0,), np.int64)]
     assert not [o for o in run if o.kind == "launch" and o.stream != "null"]  # no work on the copy stream
+    # back to the host: the invalid pixels outside the static mask (not the gap's, every frame)
+    listed = sum(o.nbytes for o in run if o.kind == "d2h" and o.dtype == np.int64) // 8
+    assert listed == len(frames) * (7 if np.dtype(dtype).kind == "u" else 6)
 
     signal, norm = (np.concatenate([o[i] for o in out]) for i in (0, 1))
     monkeypatch.setattr(integrate, "_kernels", lambda: None)  # the CPU's NumPy path: same algorithm
