@@ -1,7 +1,9 @@
 """Lines of the GPU path that do not call CuPy themselves, run here through fakes of the few CuPy
 (and dask-cuda) calls they make: the gpu marker's verdict, free device memory, batch sizing,
-batching of the engine's GPU branch, out-of-memory splitting with CuPy's exception class, and the
-``cuda`` executor's cluster."""
+batching of the engine's GPU branch, what cuda_kernel hands CuPy's RawModule (and its compile
+errors), out-of-memory splitting with CuPy's exception class, and the ``cuda`` executor's cluster.
+The device data flow (stored-dtype frames, pinned buffers, streams, uploads once per run) is in
+tests/test_gpu_dataflow.py."""
 
 import sys
 import types
@@ -14,6 +16,8 @@ from gpu_env import classify
 
 from gpuproc import backend
 from gpuproc.fit import engine, fit, gpu
+from gpuproc.fit.compile_cpu import CompileError
+from gpuproc.fit.models import get_model
 from gpuproc.run import clusters, oom
 from gpuproc.run.settings import Execution
 
@@ -78,7 +82,6 @@ def test_free_device_memory_counts_the_pool(monkeypatch):
 
 def test_batch_size_follows_free_memory():
     x, y, _ = pl_problem(np.random.default_rng(0), 4, n_points=1000)
-    from gpuproc.fit.models import get_model
     from gpuproc.fit.problem import build_problem
 
     pr = build_problem(get_model("gauss1d"), y, x, np)
@@ -109,6 +112,39 @@ def test_gpu_branch_cuts_batches_from_free_memory(monkeypatch):
     res = fit("gauss1d", y, x, device="gpu")
     assert launches == [1100, 1100, 300]
     assert res.device == "gpu" and np.all(res.n_iter == 1)
+
+
+def test_cuda_kernel_hands_cupy_the_source_and_nvrtc_options(monkeypatch):
+    """backend.cuda_kernel: the kernel file's text, backend.nvrtc_options (what tests/nvrtc.py
+    compiles for sm_80/sm_90) and the one name expression go to RawModule; an NVRTC error becomes a
+    CompileError whose first line is the error as file:line."""
+    made = []
+
+    class RawModule:
+        def __init__(self, code, options, name_expressions):
+            made.append((code, options, name_expressions))
+            if "broken" in name_expressions[0]:
+                raise cupy.cuda.compiler.CompileException(
+                    "/k/fit.cu(12): error: identifier \"lane\" is undefined\n1 error detected")
+
+        def get_function(self, name):
+            return ("function", name)
+
+    cupy = fake_cupy()
+    cupy.RawModule = RawModule
+    cupy.cuda.compiler = types.SimpleNamespace(CompileException=type("CompileException", (Exception,), {}))
+    monkeypatch.setattr(backend, "_cupy_status", lambda: (cupy, ""))
+    backend.cuda_kernel.cache_clear()
+    try:
+        name = gpu.kernel_name(get_model("gauss1d"), "poisson")
+        assert backend.cuda_kernel("fit.cu", name) == ("function", name)
+        assert backend.cuda_kernel("fit.cu", name) == ("function", name) and len(made) == 1  # compiled once
+        kdir = backend.kernel_dir()
+        assert made[0] == ((kdir / "fit.cu").read_text(), backend.nvrtc_options(kdir), (name,))
+        with pytest.raises(CompileError, match=r"^/k/fit.cu:12: error: identifier \"lane\" is undefined"):
+            backend.cuda_kernel("fit.cu", "broken<1>")
+    finally:
+        backend.cuda_kernel.cache_clear()
 
 
 def test_oom_splits_with_cupys_exception_class(monkeypatch):
