@@ -5,6 +5,7 @@ errors), out-of-memory splitting with CuPy's exception class, and the ``cuda`` e
 The device data flow (stored-dtype frames, pinned buffers, streams, uploads once per run) is in
 tests/test_gpu_dataflow.py."""
 
+import re
 import sys
 import types
 import warnings
@@ -73,6 +74,28 @@ def test_gpu_marker_skips_only_without_cupy_or_device(monkeypatch, outcome, expe
     monkeypatch.setattr(gpu_env, "importlib", importer(outcome))
     verdict = classify()
     assert (verdict and verdict[0]) == expected, verdict
+
+
+@pytest.mark.parametrize("cupy, reason", [
+    (fake_cupy(device_count=1), ""),
+    (fake_cupy(device_count=0), "CuPy sees no CUDA device"),
+    (fake_cupy(device_count=CUDARuntimeError(35)), "CuPy sees no CUDA driver or device (cudaError 35)"),
+    (None, "CuPy is not importable (ModuleNotFoundError"),  # sys.modules["cupy"] = None: import fails
+])
+def test_backend_finds_cupy_and_a_device(monkeypatch, cupy, reason):
+    """backend._cupy_status with the module CuPy's import gives: the device check and each reason;
+    device="gpu" then raises naming it, "auto" falls back to the CPU."""
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    backend._cupy_status.cache_clear()
+    try:
+        module, why = backend._cupy_status()
+        assert (module is cupy) if not reason else (module is None and why.startswith(reason)), why
+        assert backend.resolve_device("auto") == ("gpu" if not reason else "cpu")
+        if reason:
+            with pytest.raises(backend.BackendError, match=re.escape(reason)):
+                backend.resolve_device("gpu")
+    finally:
+        backend._cupy_status.cache_clear()
 
 
 def test_free_device_memory_counts_the_pool(monkeypatch):
