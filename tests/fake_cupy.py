@@ -276,7 +276,13 @@ class FakeCupy(types.ModuleType):
     def __getattr__(self, name: str) -> Any:
         target = getattr(np, name)
         if name in self._CREATE:
-            return lambda *a, **k: getattr(np, name)(*_plain(a), **_plain(k)).view(self.ndarray)
+            def create(*args: Any, **kwargs: Any) -> Any:
+                out = target(*_plain(args), **_plain(kwargs))
+                if not out.dtype.isnative:  # as CuPy refuses
+                    raise ValueError("CuPy does not support the big-endian byte-order")
+                return out.view(self.ndarray)
+
+            return create
         if isinstance(target, (types.FunctionType, types.BuiltinFunctionType, np.ufunc)) or (
                 callable(target) and type(target).__name__ == "_ArrayFunctionDispatcher"):
             def device_function(*args: Any, **kwargs: Any) -> Any:

@@ -121,6 +121,16 @@ def test_large_block_goes_through_both_staging_buffers_in_turn(monkeypatch):
     assert ops[-1].event is ops[-2].event and ops[-1].stream == "null"
 
 
+def test_big_endian_frames_arrive_in_native_order(monkeypatch):
+    """Frames read big-endian (some HDF5 and EDF files) go up in the same dtype, native order."""
+    frames = flagged_frames(np.uint32, n=2).astype(">u4")
+    with installed(monkeypatch, FakeCupy()) as fake:
+        up = Uploader(fake, frames.nbytes)
+        block = up.take(up.put(frames))
+    assert block.dtype == np.uint32 and block.dtype.isnative
+    np.testing.assert_array_equal(block.get(), frames)
+
+
 class CPUKernel:
     """gp_fit_kernel as the CPU library computes it, called with the kernel's own argument list
     (gpu.kernel_args), logged as a launch on the current stream."""

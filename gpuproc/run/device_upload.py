@@ -71,7 +71,7 @@ class Uploader:
         in a staging buffer); a :class:`Staged` block for :meth:`take`, or ``host`` on the CPU."""
         if self._xp is np:
             return host
-        host = np.ascontiguousarray(host)
+        host = np.ascontiguousarray(host, dtype=host.dtype.newbyteorder("="))  # CuPy: native byte order only
         with self._lock:
             if self._stream is None:
                 cuda = self._xp.cuda
