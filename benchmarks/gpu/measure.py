@@ -146,7 +146,7 @@ def waxs_end_to_end(cp, ceil: dict) -> dict:
         result = run_waxs(job)
         t = time.perf_counter() - t
         frame_bytes = int(np.prod(scan.frame_shape)) * np.dtype(scan.dtype).itemsize
-    stages = result.timings  # read_background holds the decode and the pinned upload (reader thread)
+    stages = result.timings  # background_s['read']: the decode and the pinned upload (reader thread)
     rate = n / t
     floor = ceil["h2d_pinned_bytes_per_s"] / frame_bytes
     return {"waxs_end_to_end": {"n_frames": n, "seconds": t, "value": rate, "unit": "frames/s",
