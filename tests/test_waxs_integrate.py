@@ -146,6 +146,27 @@ def test_sums_and_static_count(setup):
     np.testing.assert_allclose(ci.count, res.count, rtol=1e-5, atol=1e-5)
 
 
+def test_blocks_split_evenly_and_change_no_bit(setup):
+    """Any split of a batch into sparse products gives the same sums bit for bit; with threads the
+    products are as many as a multiple of the threads, within one frame of each other in size."""
+    frames, mask, dark, _ = setup
+    frames = np.concatenate([frames] * 4)  # 12 frames
+    frames[5, 30:34, 60] = np.iinfo(np.uint32).max  # one frame with its own invalid pixels
+    kw = dict(npt_q=NPT_Q, npt_azimuth=NPT_AZ, q_range=Q_RANGE, mask=mask, dark=dark, device="cpu")
+    one = CakeIntegrator(make_ai(), block_frames=12, threads=1, **kw)
+    assert one._frame_blocks(12) == [(0, 12)]
+    expected = one.integrate_sums(frames)
+    for block_frames, threads, sizes in ((4, 2, [3, 3, 3, 3]), (5, 2, [3, 3, 3, 3]), (7, 2, [6, 6]), (12, 3, [4, 4, 4])):
+        ci = CakeIntegrator(make_ai(), block_frames=block_frames, threads=threads, **kw)
+        blocks = ci._frame_blocks(len(frames))
+        assert [b - a for a, b in blocks] == sizes and blocks[0][0] == 0 and blocks[-1][1] == len(frames)
+        for ours, theirs in zip(ci.integrate_sums(frames), expected):
+            np.testing.assert_array_equal(ours, theirs)
+        ci.integrate_sums(frames[:5])  # a smaller batch reuses the threads' larger work buffers
+        for ours, theirs in zip(ci.integrate_sums(frames), expected):
+            np.testing.assert_array_equal(ours, theirs)
+
+
 def test_poni_file(tmp_path, setup):
     frames, mask, _, _ = setup
     ai = make_ai()
