@@ -1,21 +1,40 @@
 """``gpuproc --help`` and the building of the command line import only what they need: none of
-the run machinery (zarr, dask, pyFAI, SciPy, matplotlib, the fitting engine)."""
+the run machinery (zarr, dask, pyFAI, SciPy, matplotlib, the fitting engine); a run from a scan
+store imports neither dask (its zarr array is read directly) nor what only figures and reports
+use (issue 16: fixed cost of a run)."""
 
 import subprocess
 import sys
 
 from click.testing import CliRunner
+from run_helpers import demo_job
 
 from gpuproc.cli import main
 
 HEAVY = ("zarr", "dask", "pyFAI", "scipy", "matplotlib", "h5py", "gpuproc.fit", "gpuproc.run.executor")
+#: not needed by a run without figures from a scan store (dask.array alone takes ~1 s to import)
+NOT_IN_A_RUN = ("dask", "distributed", "xarray", "pandas", "matplotlib", "gpuproc.report")
+
+
+def _loaded_after(code: str, modules: tuple[str, ...]) -> list[str]:
+    """The ``modules`` a fresh interpreter holds after running ``code``."""
+    probe = f"{code}\nimport sys\nprint(' '.join(m for m in {modules!r} if m in sys.modules))"
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
 
 
 def test_cli_imports_no_run_machinery():
-    code = ("import sys, gpuproc.cli; "
-            f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))")
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert loaded == []
+    assert _loaded_after("import gpuproc.cli", HEAVY) == []
+
+
+def test_pipelines_import_no_dask_nor_figures():
+    assert _loaded_after("import gpuproc.waxs.pipeline, gpuproc.pl.pipeline", NOT_IN_A_RUN) == []
+
+
+def test_waxs_run_from_a_store_loads_no_dask(tmp_path):
+    job = demo_job(tmp_path)  # a scan store, figures off
+    code = f"from gpuproc.waxs.pipeline import run_waxs\nrun_waxs({str(job)!r})"
+    assert _loaded_after(code, NOT_IN_A_RUN) == []
+    assert (tmp_path / "results.zarr").is_dir()
 
 
 def test_version_and_lazy_api():

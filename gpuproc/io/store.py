@@ -21,11 +21,9 @@ and the ``complete`` attribute are written, so an interrupted ingest never looks
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import dask.array as da
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
@@ -44,27 +42,56 @@ UNITS = {"frames": "counts", "step_um": "um", "monitor": "counts"}
 FRAME_CODEC = {"cname": "lz4", "clevel": 5, "shuffle": "bitshuffle"}
 
 
-@dataclass
 class Scan:
     """A lazily opened scan.
 
-    Attributes
+    Parameters
     ----------
-    frames : dask.array.Array
-        (n_frames, H, W) detector frames, chunks of whole frames.
+    frames : array-like, optional
+        (n_frames, H, W) detector frames (a dask array of frame files; any array with ``shape``,
+        ``dtype`` and slicing); built from ``stored`` on first use when not given.
     attrs : dict
         Scan metadata (see module docstring).
-    monitor : dask.array.Array or None
+    monitor : array-like, optional
         (n_frames,) monitor values.
-    stored : zarr.Array or None
-        A scan store's frames array itself: consecutive frames read from it skip dask's
-        scheduler (zarr decodes the chunks concurrently); None for frame files.
+    stored : zarr.Array, optional
+        A scan store's frames array itself: frames are read from it directly (zarr decodes the
+        chunks concurrently), without dask, which is imported only when :attr:`frames` is asked for.
+    stored_monitor : zarr.Array, optional
+        A scan store's monitor array.
     """
 
-    frames: da.Array
-    attrs: dict[str, Any]
-    monitor: da.Array | None = field(default=None)
-    stored: Any = field(default=None)
+    def __init__(self, frames: Any = None, attrs: dict[str, Any] | None = None, monitor: Any = None,
+                 stored: Any = None, stored_monitor: Any = None) -> None:
+        if frames is None and stored is None:
+            raise ValueError("a Scan needs its frames or a stored frames array")
+        self._frames, self._monitor = frames, monitor
+        self.attrs: dict[str, Any] = {} if attrs is None else attrs
+        self.stored, self.stored_monitor = stored, stored_monitor
+
+    @property
+    def frames(self) -> Any:
+        """(n_frames, H, W) frames as a dask array (chunks of whole frames), or as given."""
+        if self._frames is None:
+            self._frames = _dask_of(self.stored)
+        return self._frames
+
+    @property
+    def monitor(self) -> Any:
+        """(n_frames,) monitor values (a dask array for a store), or None."""
+        if self._monitor is None and self.stored_monitor is not None:
+            self._monitor = _dask_of(self.stored_monitor)
+        return self._monitor
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """(n_frames, H, W)."""
+        return tuple(int(n) for n in (self.stored if self.stored is not None else self._frames).shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Pixel dtype of the frames."""
+        return np.dtype((self.stored if self.stored is not None else self._frames).dtype)
 
     @property
     def scan_shape(self) -> tuple[int, int]:
@@ -81,6 +108,19 @@ class Scan:
         if self.stored is None:
             return np.asarray(self.frames[index])
         return np.asarray(self.stored.oindex[index] if isinstance(index, np.ndarray) else self.stored[index])
+
+    def read_monitor(self) -> np.ndarray | None:
+        """The (n_frames,) monitor values as NumPy, None without a monitor."""
+        if self.stored_monitor is not None:
+            return np.asarray(self.stored_monitor[...])
+        return None if self._monitor is None else np.asarray(self._monitor)
+
+
+def _dask_of(array: Any) -> Any:
+    """A dask array over a zarr array, chunked as it is stored."""
+    import dask.array as da
+
+    return da.from_array(array, chunks=array.chunks)
 
 
 def scan_index(scan_shape: tuple[int, int], scan_order: str = "row") -> np.ndarray:
@@ -263,15 +303,8 @@ def open_scan(store_path: str | Path) -> Scan:
         The store is incomplete (an interrupted ingest) or not a scan store.
     """
     group = staging.open_complete(Path(store_path), "scan store")
-    attrs = dict(group.attrs)
-    frames = group["frames"]
     monitor = group["monitor"] if "monitor" in group else None
-    return Scan(
-        frames=da.from_array(frames, chunks=frames.chunks),
-        attrs=attrs,
-        monitor=None if monitor is None else da.from_array(monitor, chunks=monitor.chunks),
-        stored=frames,
-    )
+    return Scan(attrs=dict(group.attrs), stored=group["frames"], stored_monitor=monitor)
 
 
 def open_frames_scan(
@@ -288,6 +321,8 @@ def open_frames_scan(
     store ingested from it would have (without ``monitor``), so processing can read the files
     directly.
     """
+    import dask.array as da
+
     _check_order(scan_order)
     reader = open_frames(source)
     _check_count(len(reader), scan_shape)

@@ -14,6 +14,7 @@ var(I) = max(signal, 1) / norm^2, so errors are absolute.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 from dataclasses import dataclass, replace
@@ -108,7 +109,7 @@ class WaxsBlocks(StoreBlocks):
         self.job = self.ctx.job
         self.open_results(job, layout(self.ctx, self.scan), create)
         self._index = self.scan.frame_index()
-        frame_bytes = self.scan.frames.dtype.itemsize * int(np.prod(self.scan.frames.shape[1:]))
+        frame_bytes = self.scan.dtype.itemsize * int(np.prod(self.scan.shape[1:]))
         self._upload = Uploader(get_xp(self.job.job.device), self.job.job.batch_frames * frame_bytes)
 
     def read_block(self, block: int) -> tuple[np.ndarray, int, Any]:
@@ -197,7 +198,7 @@ def make_context(job: WaxsJob, scan: Scan) -> Context:
     integrator = CakeIntegrator(
         integ.poni or pyfai_geometry(integ.pyfai_config), npt_q=integ.npt_q, npt_azimuth=integ.npt_azimuth,
         q_range=integ.q_range, unit=integ.unit,
-        shape=tuple(scan.frames.shape[1:]), mask=_image(integ.mask), dark=_image(integ.dark),
+        shape=scan.shape[1:], mask=_image(integ.mask), dark=_image(integ.dark),
         flat=_image(integ.flat), polarization_factor=integ.polarization_factor, solid_angle=integ.solid_angle,
         split=integ.split, dummy=None if integ.dummy == "none" else integ.dummy, delta_dummy=integ.delta_dummy,
         saturation=integ.saturation, device=job.job.device,
@@ -207,9 +208,9 @@ def make_context(job: WaxsJob, scan: Scan) -> Context:
     xp = get_xp(job.job.device)  # the windows' arrays read by every block go to the device once
     windows = [make_window(r, integrator.q, integrator.azimuth, norm, min_coverage=job.fit.min_coverage,
                            warn_coverage=job.fit.warn_coverage).on(xp) for r in job.reflections]
-    monitor = None
-    if scan.monitor is not None:
-        monitor = monitor_scale(np.asarray(scan.monitor), f"[input] source {job.input.source}")
+    monitor = scan.read_monitor()
+    if monitor is not None:
+        monitor = monitor_scale(monitor, f"[input] source {job.input.source}")
     length = "A" if integ.unit == "q_A^-1" else "nm"
     offsets = integrator.bin_spread(invalid)
     cake_sigma = np.array([[broadening.window_broadening(v, norm, w.azimuth_index, w.q_index)
@@ -223,12 +224,18 @@ def make_context(job: WaxsJob, scan: Scan) -> Context:
 def _probe_frames(scan: Scan) -> np.ndarray:
     """The first, middle and last frames of the scan: pixels invalid in all of them are the
     detector's flags, left out of the set-up statistics (window coverage, cake broadening)."""
+    n = scan.shape[0]
+    # read here, not as a task graph on a cluster: a worker's set-up would wait on its own threads
+    # (a scan store's zarr array is read without dask)
+    with contextlib.nullcontext() if scan.stored is not None else _dask_synchronous():
+        return np.stack([scan.read(k) for k in sorted({0, n // 2, n - 1})])
+
+
+def _dask_synchronous() -> Any:
+    """dask's synchronous scheduler for the ``with`` body."""
     import dask
 
-    n = scan.frames.shape[0]
-    # read here, not as a task graph on a cluster: a worker's set-up would wait on its own threads
-    with dask.config.set(scheduler="synchronous"):
-        return np.stack([scan.read(k) for k in sorted({0, n // 2, n - 1})])
+    return dask.config.set(scheduler="synchronous")
 
 
 def _image(path: Path | None) -> np.ndarray | None:
@@ -549,7 +556,7 @@ def _binned_and_power_law(store: ResultStore, maps: dict[str, np.ndarray]) -> di
 def _mean_cake(ctx: Context, scan: Scan) -> tuple[np.ndarray, np.ndarray, int]:
     """The cake and the detector image (gpuproc.waxs.mean_frame) averaged over up to
     MEAN_CAKE_FRAMES frames spread over the scan, and the number of frames."""
-    n = scan.frames.shape[0]
+    n = scan.shape[0]
     pick = np.unique(np.linspace(0, n - 1, min(n, MEAN_CAKE_FRAMES)).astype(int))
     signal = norm = 0.0
     image = MeanFrame()
