@@ -1,6 +1,8 @@
 """The integration matrix cache (gpuproc.waxs.matrix_cache): a repeated or resumed run loads the
 matrix instead of rebuilding it, a change of geometry, mask or bins rebuilds it, a corrupt entry
-is rebuilt, and cached and fresh matrices give the same cakes bit for bit."""
+is rebuilt, and cached and fresh matrices give the same cakes bit for bit. The bins' pixel-offset
+spread (gpuproc.waxs.broadening) is cached beside it: loaded bit for bit, recomputed when the
+geometry, mask, bins or pixel weights change."""
 
 import numpy as np
 import pyFAI.detectors
@@ -8,7 +10,7 @@ import pytest
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 from run_helpers import demo_job, job_with_output
 
-from gpuproc.waxs import matrix_cache
+from gpuproc.waxs import broadening, matrix_cache
 from gpuproc.waxs.integrate import CakeIntegrator
 from gpuproc.waxs.pipeline import run_waxs
 
@@ -20,9 +22,9 @@ def _ai(dist: float = 0.05) -> AzimuthalIntegrator:
     return AzimuthalIntegrator(dist=dist, poni1=0.008, poni2=0.009, rot1=0.02, detector=det, wavelength=1e-10)
 
 
-def _integrator(dist: float = 0.05, npt_q: int = 40, mask: np.ndarray | None = None) -> CakeIntegrator:
+def _integrator(dist: float = 0.05, npt_q: int = 40, mask: np.ndarray | None = None, **kwargs) -> CakeIntegrator:
     return CakeIntegrator(_ai(dist), npt_q=npt_q, npt_azimuth=36, q_range=(0.3, 3.0), mask=mask, split="full",
-                          device="cpu", threads=1)
+                          device="cpu", threads=1, **kwargs)
 
 
 @pytest.fixture
@@ -37,6 +39,20 @@ def builds(monkeypatch, tmp_path):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(CakeIntegrator, "_build_engine", counting)
+    return count
+
+
+@pytest.fixture
+def spreads(monkeypatch):
+    """Bin-spread computations counted (CakeIntegrator.bin_spread imports it when called)."""
+    count = []
+    original = broadening.bin_spread
+
+    def counting(*args, **kwargs):
+        count.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(broadening, "bin_spread", counting)
     return count
 
 
@@ -66,6 +82,41 @@ def test_geometry_mask_or_bins_change_rebuilds(builds):
         assert len(builds) == before + 1, changed
     _integrator(mask=mask)  # each of them is cached in turn
     assert len(builds) == 4
+
+
+INVALID = np.array([5, 700, 2000, 5000])  #: flat pixels flagged in every probe frame
+
+
+def test_bin_spread_loaded_bit_for_bit(builds, spreads, monkeypatch):
+    fresh = _integrator().bin_spread(INVALID)
+    cached = _integrator().bin_spread(INVALID)
+    assert len(spreads) == 1  # loaded, not recomputed
+    monkeypatch.setenv(matrix_cache.ENV_DIR, "none")
+    uncached = _integrator().bin_spread(INVALID)
+    assert len(spreads) == 2 and len(builds) == 2
+    for name, a, b, c in zip(broadening.BinOffsets._fields, fresh, cached, uncached):
+        assert a.dtype == b.dtype == np.float64 and a.shape == (36, 40), name
+        np.testing.assert_array_equal(a, b, err_msg=name)
+        np.testing.assert_array_equal(a, c, err_msg=name)
+    assert np.count_nonzero(fresh.var_q) > 100  # a real spread, not an empty entry
+
+
+def test_bin_spread_recomputed_when_its_inputs_change(builds, spreads):
+    reference = _integrator().bin_spread(INVALID)
+    mask = np.zeros(SHAPE, bool)
+    mask[40:50, :] = True
+    changes = (dict(dist=0.051), dict(mask=mask), dict(npt_q=41), dict(polarization_factor=0.9))
+    for changed in changes:
+        before = len(spreads)
+        other = _integrator(**changed).bin_spread(INVALID)
+        assert len(spreads) == before + 1, changed
+        assert other.mean_q.shape != reference.mean_q.shape or not np.array_equal(other.var_chi, reference.var_chi)
+    _integrator().bin_spread(INVALID[:2])  # other pixels flagged in every frame
+    _integrator().bin_spread(None)
+    assert len(spreads) == len(changes) + 3
+    _integrator(polarization_factor=0.9).bin_spread(INVALID)  # each of them is cached in turn
+    _integrator().bin_spread(None)
+    assert len(spreads) == len(changes) + 3
 
 
 def test_corrupt_entry_is_rebuilt_not_fatal(builds, tmp_path):
@@ -99,15 +150,15 @@ def test_cache_off_and_unwritable_folder(builds, monkeypatch, tmp_path):
     assert len(builds) == 3
 
 
-def test_repeated_and_resumed_runs_do_not_rebuild(builds, tmp_path):
+def test_repeated_and_resumed_runs_do_not_rebuild(builds, spreads, tmp_path):
     job_file = demo_job(tmp_path / "run")
     first = run_waxs(job_with_output(job_file, tmp_path / "first.zarr"))
-    assert len(builds) == 1
+    assert len(builds) == 1 and len(spreads) == 1
     run_waxs(job_with_output(job_file, tmp_path / "first.zarr"))  # resumed (complete)
     second = run_waxs(job_with_output(job_file, tmp_path / "second.zarr"))  # another output, same set-up
-    assert len(builds) == 1
+    assert len(builds) == 1 and len(spreads) == 1
     import zarr
 
     a, b = zarr.open_group(first, mode="r"), zarr.open_group(second, mode="r")
-    for name in ("q0", "fwhm_phi", "a", "mean_cake"):
+    for name in ("q0", "fwhm_q", "fwhm_phi", "a", "strain", "mean_cake"):  # widths: the cake's broadening removed
         np.testing.assert_array_equal(a[name][...], b[name][...], err_msg=name)

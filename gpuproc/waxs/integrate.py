@@ -259,6 +259,7 @@ class CakeIntegrator:
             mask=np.packbits(static_mask), radial=radial, azimuth=azim, bins=(self.npt_q, self.npt_azimuth),
             unit=unit, split=split, rules=(str(dummy), delta_dummy, saturation))
         engine = matrix_cache.load_or_build(key, lambda: self._build_engine(static_mask, radial, azim, split))
+        self._matrix_key = key
         self.q = np.asarray(engine.centers0, np.float64) * pyFAI.units.to_unit(unit).scale
         self.azimuth = np.degrees(np.asarray(engine.centers1, np.float64))
 
@@ -404,16 +405,24 @@ class CakeIntegrator:
         """Mean offset of the contributing pixel centres from every bin's centre and their variance
         about it, (n_azimuth, n_q) each, in q unit (squared) and degrees (squared): where a bin
         samples the pattern and the broadening the cake adds (gpuproc.waxs.broadening); with the
-        pixels ``invalid`` (flat indices, e.g. :meth:`shared_invalid`) left out."""
+        pixels ``invalid`` (flat indices, e.g. :meth:`shared_invalid`) left out. Cached on disk
+        with the matrix (gpuproc.waxs.matrix_cache), keyed by the matrix and the pixel weights."""
         from gpuproc.waxs.broadening import bin_spread, pixel_centres
 
-        q_pix, chi_pix = pixel_centres(self.ai, self.shape, self.unit)
         pixel_norm = self._norm_pixel
         if invalid is not None and len(invalid):
             pixel_norm = pixel_norm.copy()
             pixel_norm[invalid] = 0
-        return bin_spread(self._host, self._row_dest, q_pix.ravel(), chi_pix.ravel(), self.q, self.azimuth,
-                          pixel_norm)
+
+        def build() -> BinOffsets:
+            q_pix, chi_pix = pixel_centres(self.ai, self.shape, self.unit)
+            return bin_spread(self._host, self._row_dest, q_pix.ravel(), chi_pix.ravel(), self.q, self.azimuth,
+                              pixel_norm)
+
+        m = self._host
+        key = matrix_cache.fingerprint(entry="bin_spread", matrix=self._matrix_key, data=m.data, indices=m.indices,
+                                       indptr=m.indptr, pixel_norm=pixel_norm)
+        return matrix_cache.load_or_build(key, build, BinOffsets)
 
     def shared_invalid(self, frames: Any) -> np.ndarray:
         """Pixels (sorted flat indices) invalid in every one of ``frames`` and not statically
