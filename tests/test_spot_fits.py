@@ -23,8 +23,10 @@ def test_grouped_fits_equal_one_call_per_window(job_file):
                                       *spot_checks.spot_bounds(w, ctx.job.fit.min_fwhm_bins)))
     sizes = [p.y.shape[1] for p in problems]
     assert len(set(sizes)) < len(sizes)  # some windows share a size: grouped calls are exercised
-    grouped = fit_windows(problems, device="cpu", max_iter=ctx.job.fit.max_iter)
-    for p, g in zip(problems, grouped):
+    grouped = dict(fit_windows(problems, device="cpu", max_iter=ctx.job.fit.max_iter))
+    assert sorted(grouped) == list(range(len(problems)))
+    for i, p in enumerate(problems):
+        g = grouped[i]
         alone = fit(p.model, p.y, tuple(p.x), weights=p.weight, mask=~p.valid, bounds=(p.lower, p.upper),
                     absolute_sigma=True, device="cpu", max_iter=ctx.job.fit.max_iter).get()
         for name in ("params", "errors", "chi2", "n_iter", "status"):

@@ -389,9 +389,8 @@ def fit_reflections(ctx: Context, signal: Any, norm: Any, scale: Any | None) -> 
         y, weight = intensity_and_weight(w.take(signal), window_norm, scale)
         problems.append(WindowProblem(refl.model, y, weight, w.valid(window_norm), points,
                                       *spot_checks.spot_bounds(w, f.min_fwhm_bins, refl.model)))
-    results = fit_windows(problems, device=ctx.job.job.device, max_iter=f.max_iter, estimator="poisson")
-    for i, (problem, res) in enumerate(zip(problems, results)):
-        valid, lower = problem.valid, problem.lower
+    for i, res in fit_windows(problems, device=ctx.job.job.device, max_iter=f.max_iter, estimator="poisson"):
+        valid, lower = problems[i].valid, problems[i].lower  # while the later groups fit
         fraction = to_numpy(valid.sum(axis=1) / valid.shape[1]).astype(np.float32)
         status = spot_checks.classify(res, fraction, lower, min_significance=f.min_significance,
                                       min_coverage=f.min_coverage)
