@@ -42,6 +42,7 @@ from gpuproc.pl.peaks import fit_peaks
 from gpuproc.pl.register import shift_map
 from gpuproc.pl.timeseries import event_responses, response_curve
 from gpuproc.run.blocks import RunSpec, StoreBlocks, finished
+from gpuproc.run.device_upload import Uploader
 from gpuproc.run.executor import execute
 from gpuproc.run.oom import split_on_oom
 from gpuproc.run.fingerprint import fingerprint
@@ -77,6 +78,9 @@ class Preprocessor:
         The Poisson estimator fits: spectra become shifted-Poisson counts (:meth:`NoiseModel.poisson_counts`).
     energy : ndarray, shape (n_energy,)
         Ascending, cropped photon-energy axis the fits use, eV.
+
+    The arrays every block uses (dark, energy axis, channel order and scale) are NumPy arrays;
+    :meth:`on` gives the preprocessor with them on the fitting device, uploaded once per run.
     """
 
     axis: np.ndarray
@@ -86,23 +90,32 @@ class Preprocessor:
     noise: NoiseModel
     poisson: bool
     energy: np.ndarray
-    _order: np.ndarray
+    _axis: sp.EnergyAxis
     _keep: slice
 
     @classmethod
     def build(cls, axis: np.ndarray, unit: str, dark: np.ndarray | None, options: Any, noise: NoiseModel,
               poisson: bool = False) -> Preprocessor:
-        """Energy axis, channel order and crop window of ``axis``."""
-        full = np.asarray(axis, dtype=np.float64) if unit == "eV" else sp.wavelength_to_energy(
-            axis, options.medium, options.n_air)
-        order = np.argsort(full)
+        """Energy axis, channel order and scale, and crop window of ``axis``."""
+        o = options
+        full = sp.energy_axis(axis, unit, jacobian=o.jacobian, per_channel=o.per_channel, medium=o.medium,
+                              n_air=o.n_air)
         lo, hi = options.energy_range or (None, None)
-        energy, _ = sp.crop(full[order], full[order][None], lo, hi)
-        start = int(np.searchsorted(full[order], energy[0]))
-        return cls(axis, unit, dark, options, noise, poisson, energy, order, slice(start, start + energy.size))
+        energy, _ = sp.crop(full.energy, full.energy[None], lo, hi)
+        start = int(np.searchsorted(full.energy, energy[0]))
+        return cls(axis, unit, dark, options, noise, poisson, energy, full, slice(start, start + energy.size))
+
+    def on(self, xp: ModuleType) -> Preprocessor:
+        """This preprocessor with the arrays of every block on ``xp``'s device (NumPy: itself)."""
+        if xp is np:
+            return self
+        a = self._axis
+        return dataclasses.replace(self, dark=None if self.dark is None else xp.asarray(self.dark),
+                                   energy=xp.asarray(self.energy),
+                                   _axis=sp.EnergyAxis(*(xp.asarray(v) for v in (a.energy, a.scale, a.order))))
 
     def __call__(self, counts: Any, xp: ModuleType) -> tuple[Any, Any, Any, Any]:
-        """Process (n, n_channels) counts.
+        """Process (n, n_channels) counts of any dtype (on the GPU: converted to float64 there).
 
         Returns
         -------
@@ -110,21 +123,22 @@ class Preprocessor:
             (n, n_energy) intensity on :attr:`energy`, noise-model weights (or None), spikes
             removed per spectrum, and True where the raw spectrum had non-finite counts.
         """
-        o = self.options
-        y = xp.asarray(counts, dtype=np.float64)
+        o, a = self.options, self._axis
+        if counts.shape[-1] != a.order.shape[0]:
+            raise ValueError(f"spectra have {counts.shape[-1]} channels, the spectral axis {a.order.shape[0]}")
+        y = xp.asarray(counts).astype(np.float64, copy=False)  # the stored dtype travels, float64 here
         nonfinite = ~xp.all(xp.isfinite(y), axis=-1)
-        y = sp.subtract_dark(y, xp.asarray(self.dark)) if self.dark is not None else y - self.noise.bias
+        y = sp.subtract_dark(y, self.dark) if self.dark is not None else y - self.noise.bias
         n_spikes = xp.zeros(y.shape[0], dtype=np.int16)
         if o.remove_spikes:
             y, spikes = sp.remove_spikes(y)
             n_spikes = spikes.sum(axis=-1).astype(np.int16)
         if self.poisson:
             y = self.noise.poisson_counts(y)
-        es = sp.to_energy(y, xp.asarray(self.axis), self.unit, jacobian=o.jacobian, per_channel=o.per_channel,
-                          medium=o.medium, n_air=o.n_air)
-        w = self.noise.weights(y[..., xp.asarray(self._order)], es.scale) if o.weights == "poisson" else None
+        y = y[..., a.order]  # ascending energy
+        w = self.noise.weights(y, a.scale) if o.weights == "poisson" else None
         crop = (Ellipsis, self._keep)
-        return es.intensity[crop], None if w is None else w[crop], n_spikes, nonfinite
+        return (y * a.scale)[crop], None if w is None else w[crop], n_spikes, nonfinite
 
 
 def result_variables(job: PLJob, mode: str) -> dict[str, Variable]:
@@ -217,24 +231,31 @@ class PlBlocks(StoreBlocks):
             job.figures.pixels(*self.spectra.coords().values(), self.spectra.attrs["step_um"])
         self.prep = preprocessor(job, self.spectra)
         self.open_results(job, _layout(job, self.spectra, self.prep), create)
+        xp = get_xp(job.job.device)
+        self._device_prep = self.prep.on(xp)  # its arrays uploaded once per run
+        s = self.spectra.spectra
+        self._upload = Uploader(xp, job.job.batch_rows * s.dtype.itemsize * int(np.prod(s.shape[1:])))
 
-    def read_block(self, block: int) -> np.ndarray:
-        """The raw spectra of ``block`` (rows or time points, n_channels)."""
+    def read_block(self, block: int) -> Any:
+        """The raw spectra of ``block`` (rows or time points, n_channels) in their stored dtype; on
+        the GPU their upload starts here (gpuproc.run.device_upload)."""
         sl = self.results.layout.block_slice(block)
         try:
-            return np.asarray(self.spectra.spectra[sl])
+            counts = np.asarray(self.spectra.spectra[sl])
         except Exception as exc:  # zarr and its codecs raise many kinds; all mean "unreadable"
             raise OSError(f"{self.spectra.path}: cannot read spectra {sl.start} to {sl.stop - 1} along "
                           f"{self.results.layout.block_dim}: {type(exc).__name__}: {exc}") from exc
+        return self._upload.put(counts)
 
-    def compute_block(self, block: int, counts: np.ndarray) -> dict[str, np.ndarray]:
+    def compute_block(self, block: int, staged: Any) -> dict[str, np.ndarray]:
         """Preprocess and fit the spectra of ``block``.
 
         On device out-of-memory the rows (time points) are fitted in halves (with a warning).
         """
+        counts = self._upload.take(staged)  # on the GPU: work waits for the spectra's copy
         keep = "intensity" in self.results.layout.variables
-        return split_on_oom(lambda lo, hi: fit_block(counts[lo:hi], self.prep, self.job, keep), 0, len(counts),
-                            _concatenate)
+        return split_on_oom(lambda lo, hi: fit_block(counts[lo:hi], self._device_prep, self.job, keep), 0,
+                            len(counts), _concatenate)
 
     def finalize(self) -> None:
         """Statistics, shift map or event responses; then mark the store complete."""
@@ -344,8 +365,10 @@ def _layout(job: PLJob, store: SpectraStore, prep: Preprocessor) -> ResultLayout
                                **({"step_um": store.attrs["step_um"]} if store.mode == "map" else {})})
 
 
-def fit_block(counts: np.ndarray, prep: Preprocessor, job: PLJob, keep_spectra: bool = False) -> dict[str, np.ndarray]:
-    """Preprocess and fit one block of spectra (..., n_channels); NumPy arrays shaped like the block.
+def fit_block(counts: Any, prep: Preprocessor, job: PLJob, keep_spectra: bool = False) -> dict[str, np.ndarray]:
+    """Preprocess and fit one block of spectra (..., n_channels), host or device arrays of any
+    dtype (``prep`` with its arrays on the device: :meth:`Preprocessor.on`); NumPy arrays shaped
+    like the block.
 
     ``keep_spectra`` adds the preprocessed spectra as ``intensity`` (time series: the kymograph).
     """
@@ -355,7 +378,7 @@ def fit_block(counts: np.ndarray, prep: Preprocessor, job: PLJob, keep_spectra: 
         intensity, weights, n_spikes, nonfinite = prep(counts.reshape(-1, counts.shape[-1]), xp)
     f = job.fit
     with stage("fit"):
-        maps = fit_peaks(intensity, xp.asarray(prep.energy), max_peaks=f.max_peaks, background=f.background,
+        maps = fit_peaks(intensity, prep.energy, max_peaks=f.max_peaks, background=f.background,
                          weights=weights, estimator=f.estimator, min_significance=f.min_significance,
                          device=job.job.device, peak_shape=f.peak_shape).as_dict()
     if prep.poisson:

@@ -144,6 +144,57 @@ def jacobian_scale(wavelength_nm: Any) -> Any:
     return lam**2 / HC_EV_NM
 
 
+@dataclass
+class EnergyAxis:
+    """How spectra on one spectral axis go onto the ascending photon-energy axis.
+
+    Computed once per axis (:func:`energy_axis`) and applied to every block of spectra (the
+    pipeline keeps it on the fitting device for the whole run).
+
+    Attributes
+    ----------
+    energy : array, shape (n_channels,)
+        Photon energy in eV, ascending.
+    scale : array, shape (n_channels,)
+        Factor of each channel, in the order of ``energy`` (:attr:`EnergySpectra.scale`).
+    order : array of int, shape (n_channels,)
+        Input channel of each entry of ``energy``.
+    """
+
+    energy: Any
+    scale: Any
+    order: Any
+
+    def apply(self, data: Any) -> EnergySpectra:
+        """Spectra (..., n_channels) on the input axis as :class:`EnergySpectra` on :attr:`energy`."""
+        return EnergySpectra(self.energy, data[..., self.order] * self.scale, self.scale)
+
+
+def energy_axis(
+    axis: Any,
+    unit: AxisUnit = "nm",
+    *,
+    jacobian: bool = True,
+    per_channel: bool = False,
+    medium: Medium = "vacuum",
+    n_air: float | None = None,
+    n_channels: int | None = None,
+) -> EnergyAxis:
+    """The photon-energy axis, channel order and channel scale of :func:`to_energy` for ``axis``.
+
+    Parameters are those of :func:`to_energy`; ``n_channels``: the spectra's channels (checked).
+    """
+    if unit not in ("nm", "eV"):
+        raise ValueError(f"unit must be 'nm' or 'eV', got {unit!r}")
+    check_axis(axis, n_channels)
+    xp = array_namespace(axis)
+    axis = xp.asarray(axis, dtype=np.float64)
+    energy = axis if unit == "eV" else wavelength_to_energy(axis, medium, n_air)
+    scale = _channel_scale(axis, energy, unit, jacobian, per_channel, xp)
+    order = xp.argsort(energy)
+    return EnergyAxis(energy[order], scale[order], order)
+
+
 def to_energy(
     data: Any,
     axis: Any,
@@ -183,14 +234,8 @@ def to_energy(
     """
     xp = array_namespace(data, axis)
     data = xp.asarray(data)
-    if unit not in ("nm", "eV"):
-        raise ValueError(f"unit must be 'nm' or 'eV', got {unit!r}")
-    check_axis(axis, data.shape[-1] if data.ndim else None)
-    axis = xp.asarray(axis, dtype=np.float64)
-    energy = axis if unit == "eV" else wavelength_to_energy(axis, medium, n_air)
-    scale = _channel_scale(axis, energy, unit, jacobian, per_channel, xp)
-    order = xp.argsort(energy)
-    return EnergySpectra(energy[order], (data * scale)[..., order], scale[order])
+    return energy_axis(xp.asarray(axis), unit, jacobian=jacobian, per_channel=per_channel, medium=medium,
+                       n_air=n_air, n_channels=data.shape[-1] if data.ndim else None).apply(data)
 
 
 def _channel_scale(axis: Any, energy: Any, unit: str, jacobian: bool, per_channel: bool,
