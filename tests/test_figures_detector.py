@@ -42,6 +42,14 @@ def test_mean_frame_over_the_valid_pixels_of_each_frame():
     np.testing.assert_allclose(mean.mean, expected, rtol=1e-6)
     assert np.isnan(mean.mean[7, 9]) and np.isnan(mean.mean[122]).all()
     assert np.isfinite(mean.mean[45, 65])  # the mean of the three frames where it is valid
+    # frame by frame (as the pipeline adds them), the batches' float64 nansums bit for bit
+    by_frame = MeanFrame()
+    by_frame.add(ci.pixel_signal(f)[0] for f in frames[:3])
+    by_frame.add(ci.pixel_signal(f)[0] for f in frames[3:])
+    total = sum(np.nansum(pixels[b], axis=0, dtype=np.float64) for b in (slice(0, 3), slice(3, None)))
+    count = np.isfinite(pixels).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        np.testing.assert_array_equal(by_frame.mean, np.where(count > 0, total / count, np.nan).astype(np.float32))
 
 
 def test_beam_centre_in_pixels_row_column():

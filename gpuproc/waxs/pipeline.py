@@ -564,6 +564,6 @@ def _mean_cake(ctx: Context, scan: Scan) -> tuple[np.ndarray, np.ndarray, int]:
         s, nm = ctx.integrator.integrate_sums(frames)
         signal = signal + to_numpy(s).sum(axis=0)
         norm = norm + to_numpy(nm).sum(axis=0)
-        image.add(ctx.integrator.pixel_signal(frames))
+        image.add(ctx.integrator.pixel_signal(frame)[0] for frame in frames)  # one frame at a time
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(norm > 0, signal / norm, np.nan).astype(np.float32), image.mean, int(pick.size)
