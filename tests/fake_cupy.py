@@ -4,8 +4,12 @@ Device arrays are :class:`DeviceArray`, a NumPy subclass that, like CuPy, refuse
 host (plain NumPy) arrays in operations; indexing a device array with a host index array counts
 as an upload of the index (CuPy copies it). Every host-to-device copy (``asarray``, ``array``,
 ``ndarray.set``, host index arrays), device-to-host copy (``get``), event record and wait, and
-every launch (ufuncs, functions, sparse products, kernels) is logged with the thread and the
-stream current at the time (``with stream:``), so tests can check bytes, counts and order.
+every launch (ufuncs, functions, sparse products, ``cupyx.scipy.ndimage`` filters, kernels) is
+logged with the thread and the stream current at the time (``with stream:``), so tests can check
+bytes, counts and order; the log is ``fake.trace`` (``fake.log`` is the logarithm, as in
+CuPy). ``cupyx.scipy.ndimage`` runs scipy.ndimage's own function on the device
+arrays' data; :func:`cpu_kernels` stands in for the fit kernel (the CPU library called with the
+kernel's own argument list).
 
 Not caught: ``numpy.asarray(device_array)`` (CuPy refuses it; a NumPy subclass converts quietly).
 """
@@ -19,8 +23,15 @@ import types
 from dataclasses import dataclass, field
 from typing import Any
 
+import re
+
 import numpy as np
+import scipy.ndimage
 import scipy.sparse
+
+from gpuproc.fit import cpu, gpu
+from gpuproc.fit.models import get_model
+from gpuproc.fit.options import ESTIMATORS, ESTIMATOR_TYPES
 
 
 @dataclass
@@ -135,7 +146,7 @@ class DeviceArray(np.ndarray):
 
     def get(self, stream: Any = None) -> np.ndarray:
         f = self.fake
-        f.log.add(Op("d2h", f.current().name, self.nbytes, "get", self.dtype, self.shape))
+        f.trace.add(Op("d2h", f.current().name, self.nbytes, "get", self.dtype, self.shape))
         return np.array(self.view(np.ndarray))
 
     def set(self, arr: np.ndarray, stream: Stream | None = None) -> None:
@@ -143,7 +154,7 @@ class DeviceArray(np.ndarray):
         if type(arr) is not np.ndarray or arr.shape != self.shape or arr.dtype != self.dtype:  # as CuPy checks
             raise ValueError(f"set: a host {self.dtype} array of shape {self.shape} is needed, got {type(arr)} "
                              f"{getattr(arr, 'dtype', None)} {np.shape(arr)}")
-        f.log.add(Op("h2d", (stream or f.current()).name, arr.nbytes, "set", arr.dtype, arr.shape,
+        f.trace.add(Op("h2d", (stream or f.current()).name, arr.nbytes, "set", arr.dtype, arr.shape,
                      pinned=_is_pinned(arr) and stream is not None))
         np.copyto(self.view(np.ndarray), arr)
 
@@ -194,6 +205,27 @@ class CSRMatrix:
         return _wrap(np.asarray(self._m @ _plain(x)))
 
 
+class NdImage(types.ModuleType):
+    """cupyx.scipy.ndimage: each function is scipy.ndimage's on the device arrays' data, one launch;
+    host arrays are refused (as CuPy's functions refuse NumPy input)."""
+
+    def __init__(self, fake: FakeCupy) -> None:
+        super().__init__("cupyx.scipy.ndimage")
+        self._fake = fake
+
+    def __getattr__(self, name: str) -> Any:
+        target, fake = getattr(scipy.ndimage, name), self._fake
+
+        def device_function(*args: Any, **kwargs: Any) -> Any:
+            fake.refuse_host((args, kwargs), name)
+            if not isinstance(args[0], DeviceArray):
+                raise TypeError(f"{name}: input must be a cupy.ndarray, got {type(args[0])}")
+            fake.launch(f"ndimage.{name}")
+            return _wrap(target(*_plain(args), **_plain(kwargs)))
+
+        return device_function
+
+
 class CUDARuntimeError(RuntimeError):
     def __init__(self, status: int) -> None:
         super().__init__(f"cudaError {status}")
@@ -208,26 +240,26 @@ class FakeCupy(types.ModuleType):
 
     def __init__(self, free: int = 6 << 30) -> None:
         super().__init__("cupy")
-        self.log = Log()
+        self.trace = Log()
         DeviceArray.fake = self
         self.ndarray = DeviceArray
-        self.null = Stream(self.log, "null")
+        self.null = Stream(self.trace, "null")
         memory = types.ModuleType("cupy.cuda.memory")
         memory.OutOfMemoryError = type("OutOfMemoryError", (MemoryError,), {})
         runtime = types.SimpleNamespace(getDeviceCount=lambda: 1, memGetInfo=lambda: (free, 80 << 30))
         self.streams: list[Stream] = []
 
         def make_stream(non_blocking: bool = False) -> Stream:
-            s = Stream(self.log, f"stream{len(self.streams) + 1}", non_blocking)
+            s = Stream(self.trace, f"stream{len(self.streams) + 1}", non_blocking)
             self.streams.append(s)
             return s
 
         def alloc_pinned_memory(n: int) -> Pinned:
-            self.log.add(Op("pinned", "host", n))
+            self.trace.add(Op("pinned", "host", n))
             return Pinned(n)
 
         self.cuda = types.SimpleNamespace(
-            runtime=runtime, memory=memory, Stream=make_stream, Event=lambda: Event(self.log),
+            runtime=runtime, memory=memory, Stream=make_stream, Event=lambda: Event(self.trace),
             get_current_stream=self.current, alloc_pinned_memory=alloc_pinned_memory,
             compiler=types.SimpleNamespace(CompileException=type("CompileException", (Exception,), {})))
         pool = types.SimpleNamespace(free_bytes=lambda: 0, free_all_blocks=lambda: None)
@@ -237,6 +269,7 @@ class FakeCupy(types.ModuleType):
         self.cupyx = types.ModuleType("cupyx")
         self.cupyx.scipy = types.ModuleType("cupyx.scipy")
         self.cupyx.scipy.sparse = sparse
+        self.cupyx.scipy.ndimage = NdImage(self)
 
     # ---- what tests and DeviceArray use ----
 
@@ -245,10 +278,10 @@ class FakeCupy(types.ModuleType):
         return stack[-1] if stack else self.null
 
     def launch(self, what: str) -> None:
-        self.log.add(Op("launch", self.current().name, what=what))
+        self.trace.add(Op("launch", self.current().name, what=what))
 
     def h2d(self, host: np.ndarray, what: str) -> None:
-        self.log.add(Op("h2d", self.current().name, host.nbytes, what, host.dtype, host.shape))
+        self.trace.add(Op("h2d", self.current().name, host.nbytes, what, host.dtype, host.shape))
 
     def refuse_host(self, obj: Any, what: str) -> None:
         host = _host_arrays(obj)
@@ -301,7 +334,41 @@ def installed(monkeypatch: Any, fake: FakeCupy):
 
     for name, module in (("cupy", fake), ("cupy.cuda", fake.cuda), ("cupy.cuda.memory", fake.cuda.memory),
                          ("cupyx", fake.cupyx), ("cupyx.scipy", fake.cupyx.scipy),
-                         ("cupyx.scipy.sparse", fake.cupyx.scipy.sparse)):
+                         ("cupyx.scipy.sparse", fake.cupyx.scipy.sparse),
+                         ("cupyx.scipy.ndimage", fake.cupyx.scipy.ndimage)):
         monkeypatch.setitem(sys.modules, name, module)
     monkeypatch.setattr(backend, "_cupy_status", lambda: (fake, ""))
     yield fake
+
+
+class CPUKernel:
+    """gp_fit_kernel as the CPU library computes it, called with the kernel's own argument list
+    (gpu.kernel_args), logged as a launch on the current stream."""
+
+    def __init__(self, fake: FakeCupy, model: Any, estimator: str, hook: Any = None) -> None:
+        self.fake, self.model, self.estimator, self.hook = fake, model, estimator, hook
+
+    def __call__(self, grid: Any, block: Any, args: tuple) -> None:
+        self.fake.launch("gp_fit_kernel")
+        if self.hook is not None:
+            self.hook()
+        for a in args:
+            assert a is None or isinstance(a, (np.generic, self.fake.ndarray)), type(a)
+            assert not isinstance(a, np.ndarray) or a.flags.c_contiguous
+        value = lambda a: None if a is None else a.ctypes.data if isinstance(a, np.ndarray) else a.item()  # noqa: E731
+        rc = cpu.library().gp_fit_cpu(self.model.kernel_id, ESTIMATORS[self.estimator], 0,
+                                      *(value(a) for a in args))
+        assert rc == 0
+
+
+def cpu_kernels(fake: FakeCupy, models: Any, hook: Any = None) -> Any:
+    """cuda_kernel(source, name) for ``models`` (names or Model instances): CPUKernel by name expression."""
+    estimators = {t: e for e, t in ESTIMATOR_TYPES.items()}
+    by_type = {m.kernel_type: m for m in map(get_model, models)}
+
+    def cuda_kernel(source: str, name: str) -> CPUKernel:
+        kernel_type, est_type = re.fullmatch(r"gp_fit_kernel<(\w+), (\w+)>", name).groups()
+        assert gpu.kernel_name(by_type[kernel_type], estimators[est_type]) == name
+        return CPUKernel(fake, by_type[kernel_type], estimators[est_type], hook)
+
+    return cuda_kernel

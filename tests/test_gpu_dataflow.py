@@ -10,7 +10,6 @@ calls are replaced; gpuproc's code is the code a GPU runs):
   work starts after its own copy's event.
 """
 
-import re
 from collections import Counter
 import threading
 import time
@@ -18,14 +17,12 @@ import time
 import numpy as np
 import pyFAI.detectors
 import pytest
-from fake_cupy import FakeCupy, installed
+from fake_cupy import FakeCupy, cpu_kernels, installed
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 from run_helpers import assert_same_results, job_with_output
 
 import gpuproc.waxs.integrate as integrate
-from gpuproc.fit import cpu, gpu
-from gpuproc.fit.models import get_model
-from gpuproc.fit.options import ESTIMATORS, ESTIMATOR_TYPES
+from gpuproc.fit import gpu
 from gpuproc.run.device_upload import Uploader
 from gpuproc.waxs.pipeline import WaxsBlocks
 
@@ -68,14 +65,14 @@ def test_frames_upload_in_stored_dtype_and_cake_like_the_cpu(monkeypatch, dtype)
     frame_bytes = np.dtype(dtype).itemsize * SHAPE[0] * SHAPE[1]
     with installed(monkeypatch, FakeCupy()) as fake:
         ci = integrate.CakeIntegrator(small_ai(), device="gpu", **kw)
-        setup_ops = len(fake.log.ops)
+        setup_ops = len(fake.trace.ops)
         up = Uploader(fake, 3 * frame_bytes)  # staging for 3 frames; blocks of 3, then 1
         out = []
         for k in range(0, len(frames), 3):
             block = up.take(up.put(frames[k : k + 3]))
             assert block.dtype == dtype and isinstance(block, fake.ndarray)
             out.append([a.get() for a in ci.integrate_sums(block)])
-        run = fake.log.ops[setup_ops:]
+        run = fake.trace.ops[setup_ops:]
     sets = [o for o in run if o.kind == "h2d" and o.what == "set"]
     assert sum(o.nbytes for o in sets) == frames.nbytes == len(frames) * frame_bytes
     assert {o.dtype for o in sets} == {np.dtype(np.uint8)}  # the frames' own bytes, reinterpreted
@@ -112,7 +109,7 @@ def test_large_block_goes_through_both_staging_buffers_in_turn(monkeypatch):
         up = Uploader(fake, 2 * frame_bytes)
         block = up.take(up.put(frames))
         np.testing.assert_array_equal(block.get(), frames)
-        ops = [o for o in fake.log.ops if o.kind in ("h2d", "record", "sync", "wait")]
+        ops = [o for o in fake.trace.ops if o.kind in ("h2d", "record", "sync", "wait")]
     kinds = [(o.kind, o.nbytes) if o.kind == "h2d" else (o.kind,) for o in ops]
     b = 2 * frame_bytes
     assert kinds == [("h2d", b), ("record",), ("h2d", b), ("record",), ("sync",), ("h2d", frame_bytes),
@@ -129,39 +126,6 @@ def test_big_endian_frames_arrive_in_native_order(monkeypatch):
         block = up.take(up.put(frames))
     assert block.dtype == np.uint32 and block.dtype.isnative
     np.testing.assert_array_equal(block.get(), frames)
-
-
-class CPUKernel:
-    """gp_fit_kernel as the CPU library computes it, called with the kernel's own argument list
-    (gpu.kernel_args), logged as a launch on the current stream."""
-
-    def __init__(self, fake: FakeCupy, model, estimator: str, hook=None):
-        self.fake, self.model, self.estimator, self.hook = fake, model, estimator, hook
-
-    def __call__(self, grid, block, args):
-        self.fake.launch("gp_fit_kernel")
-        if self.hook is not None:
-            self.hook()
-        for a in args:
-            assert a is None or isinstance(a, (np.generic, self.fake.ndarray)), type(a)
-            assert not isinstance(a, np.ndarray) or a.flags.c_contiguous
-        value = lambda a: None if a is None else a.ctypes.data if isinstance(a, np.ndarray) else a.item()  # noqa: E731
-        rc = cpu.library().gp_fit_cpu(self.model.kernel_id, ESTIMATORS[self.estimator], 0,
-                                      *(value(a) for a in args))
-        assert rc == 0
-
-
-def cpu_kernels(fake: FakeCupy, model_names, hook=None):
-    """cuda_kernel(source, name) for the models of a job: CPUKernel by name expression."""
-    estimators = {t: e for e, t in ESTIMATOR_TYPES.items()}
-    models = {get_model(n).kernel_type: get_model(n) for n in model_names}
-
-    def cuda_kernel(source, name):
-        kernel_type, est_type = re.fullmatch(r"gp_fit_kernel<(\w+), (\w+)>", name).groups()
-        assert gpu.kernel_name(models[kernel_type], estimators[est_type]) == name
-        return CPUKernel(fake, models[kernel_type], estimators[est_type], hook)
-
-    return cuda_kernel
 
 
 def test_waxs_run_on_the_device_data_flow(monkeypatch, job_file, tmp_path):
@@ -186,8 +150,8 @@ def test_waxs_run_on_the_device_data_flow(monkeypatch, job_file, tmp_path):
     cpu_run.finalize()
     models = {r.model for r in load_job(job_file).reflections}
     fake = FakeCupy()
-    sets = lambda: sum(1 for o in fake.log.ops if o.kind == "h2d" and o.what == "set")  # noqa: E731
-    waits = lambda: sum(1 for o in fake.log.ops if o.kind == "wait")  # noqa: E731
+    sets = lambda: sum(1 for o in fake.trace.ops if o.kind == "h2d" and o.what == "set")  # noqa: E731
+    waits = lambda: sum(1 for o in fake.trace.ops if o.kind == "wait")  # noqa: E731
     late = []
 
     def until_next_upload():
@@ -204,16 +168,16 @@ def test_waxs_run_on_the_device_data_flow(monkeypatch, job_file, tmp_path):
         run.ctx.monitor_scale = monitor
         ci = run.ctx.integrator
         n_blocks = run.n_blocks
-        setup = len(fake.log.ops)
+        setup = len(fake.trace.ops)
         with run.overlapped(run.pending()):
             for b in run.pending():
                 run.run_block(b)
-        end = len(fake.log.ops)
+        end = len(fake.trace.ops)
         run.finalize()  # (its mean frame and cake read a few frames again)
     assert n_blocks >= 3 and not late, late
     assert_same_results(run.output, cpu_run.output)
 
-    ops, block_ops = fake.log.ops, fake.log.ops[setup:end]
+    ops, block_ops = fake.trace.ops, fake.trace.ops[setup:end]
     h2d = [o for o in ops if o.kind == "h2d"]
     frames_up = [o for o in h2d if o.what == "set"]
     assert sum(o.nbytes for o in frames_up) == n_frames * frame_bytes  # stored bytes, each frame once

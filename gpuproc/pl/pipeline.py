@@ -90,7 +90,8 @@ class Preprocessor:
     noise: NoiseModel
     poisson: bool
     energy: np.ndarray
-    _axis: sp.EnergyAxis
+    _order: np.ndarray  #: input channel of each energy, ascending (:attr:`gpuproc.pl.spectra.EnergyAxis.order`)
+    _scale: np.ndarray  #: factor of each channel in that order (:attr:`gpuproc.pl.spectra.EnergyAxis.scale`)
     _keep: slice
 
     @classmethod
@@ -103,16 +104,16 @@ class Preprocessor:
         lo, hi = options.energy_range or (None, None)
         energy, _ = sp.crop(full.energy, full.energy[None], lo, hi)
         start = int(np.searchsorted(full.energy, energy[0]))
-        return cls(axis, unit, dark, options, noise, poisson, energy, full, slice(start, start + energy.size))
+        return cls(axis, unit, dark, options, noise, poisson, energy, full.order, full.scale,
+                   slice(start, start + energy.size))
 
     def on(self, xp: ModuleType) -> Preprocessor:
         """This preprocessor with the arrays of every block on ``xp``'s device (NumPy: itself)."""
         if xp is np:
             return self
-        a = self._axis
         return dataclasses.replace(self, dark=None if self.dark is None else xp.asarray(self.dark),
-                                   energy=xp.asarray(self.energy),
-                                   _axis=sp.EnergyAxis(*(xp.asarray(v) for v in (a.energy, a.scale, a.order))))
+                                   energy=xp.asarray(self.energy), _order=xp.asarray(self._order),
+                                   _scale=xp.asarray(self._scale))
 
     def __call__(self, counts: Any, xp: ModuleType) -> tuple[Any, Any, Any, Any]:
         """Process (n, n_channels) counts of any dtype (on the GPU: converted to float64 there).
@@ -123,9 +124,9 @@ class Preprocessor:
             (n, n_energy) intensity on :attr:`energy`, noise-model weights (or None), spikes
             removed per spectrum, and True where the raw spectrum had non-finite counts.
         """
-        o, a = self.options, self._axis
-        if counts.shape[-1] != a.order.shape[0]:
-            raise ValueError(f"spectra have {counts.shape[-1]} channels, the spectral axis {a.order.shape[0]}")
+        o = self.options
+        if counts.shape[-1] != self._order.shape[0]:
+            raise ValueError(f"spectra have {counts.shape[-1]} channels, the spectral axis {self._order.shape[0]}")
         y = xp.asarray(counts).astype(np.float64, copy=False)  # the stored dtype travels, float64 here
         nonfinite = ~xp.all(xp.isfinite(y), axis=-1)
         y = sp.subtract_dark(y, self.dark) if self.dark is not None else y - self.noise.bias
@@ -135,10 +136,10 @@ class Preprocessor:
             n_spikes = spikes.sum(axis=-1).astype(np.int16)
         if self.poisson:
             y = self.noise.poisson_counts(y)
-        y = y[..., a.order]  # ascending energy
-        w = self.noise.weights(y, a.scale) if o.weights == "poisson" else None
+        y = y[..., self._order]  # ascending energy
+        w = self.noise.weights(y, self._scale) if o.weights == "poisson" else None
         crop = (Ellipsis, self._keep)
-        return (y * a.scale)[crop], None if w is None else w[crop], n_spikes, nonfinite
+        return (y * self._scale)[crop], None if w is None else w[crop], n_spikes, nonfinite
 
 
 def result_variables(job: PLJob, mode: str) -> dict[str, Variable]:
