@@ -30,7 +30,7 @@ from gpuproc.pl.ingest import ingest_spectra
 from gpuproc.pl.job import PLJob, load_job
 from gpuproc.pl.peaks import peak_models
 from gpuproc.pl.pipeline import PlBlocks
-from gpuproc.synth.pl import BIAS_COUNTS, STRAY_COUNTS, pl_map_pair
+from gpuproc.synth.pl import BIAS_COUNTS, DEFAULT_EVENTS, STRAY_COUNTS, pl_map_pair, pl_timeseries
 
 SHAPE, CHANNELS, ROWS = (8, 6), 192, 2  #: map, channels, rows per block: 4 blocks
 #: statistics a PL map records as group attributes (with the noise model)
@@ -65,10 +65,10 @@ def spectra_store(directory: Path, dtype) -> Path:
     return store
 
 
-def pl_job(directory: Path, store: Path, name: str, device: str, estimator: str) -> PLJob:
+def pl_job(directory: Path, store: Path, name: str, device: str, estimator: str, **sections: dict) -> PLJob:
     data = {"job": {"output": f"{name}.zarr", "device": device, "batch_rows": ROWS},
             "input": {"source": str(store)}, "spectra": {"dark": BIAS_COUNTS + STRAY_COUNTS}}
-    for section, values in ESTIMATORS[estimator].items():
+    for section, values in (ESTIMATORS[estimator] | sections).items():
         data.setdefault(section, {}).update(values)
     path = directory / f"{name}.toml"
     path.write_text(tomli_w.dumps(data))
@@ -84,6 +84,38 @@ def run_blocks(job: PLJob) -> PlBlocks:
     return run
 
 
+def gpu_run(monkeypatch, job: PLJob) -> tuple[PlBlocks, FakeCupy, int, int, list[int]]:
+    """``job`` run through the GPU branches under the fake (the fit kernel: the CPU library):
+    the run, the fake, where its blocks' operations start and end in the log, and the blocks whose
+    fits began before the next block's upload was issued (none when the uploads overlap)."""
+    f = job.fit
+    models = peak_models(f.peak_shape, f.max_peaks, f.background) + [
+        get_model("gauss1d", n_peaks=1, background=f.background)]  # the background-only BIC's fit
+    fake, late = FakeCupy(), []
+
+    def count(kind):
+        return sum(1 for o in fake.trace.ops if kind in (o.kind, o.what))
+
+    def until_next_upload():
+        """Block k's fit launches wait (up to 5 s) until block k+1's spectra are uploading."""
+        k, deadline = count("wait") - 1, time.monotonic() + 5
+        while k + 1 < run.n_blocks and count("set") < k + 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if k + 1 < run.n_blocks and count("set") < k + 2:
+            late.append(k)
+
+    with installed(monkeypatch, fake):
+        monkeypatch.setattr(gpu, "cuda_kernel", cpu_kernels(fake, models, until_next_upload))
+        run = PlBlocks(job, create=True)
+        setup = len(fake.trace.ops)
+        with run.overlapped(run.pending()):
+            for b in run.pending():
+                run.run_block(b)
+        end = len(fake.trace.ops)
+        run.finalize()
+    return run, fake, setup, end, late
+
+
 @pytest.mark.parametrize("estimator", ["lsq", "poisson"])
 @pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.int32, np.float32])
 def test_pl_map_run_on_the_device_data_flow(monkeypatch, tmp_path, dtype, estimator):
@@ -91,32 +123,8 @@ def test_pl_map_run_on_the_device_data_flow(monkeypatch, tmp_path, dtype, estima
     in their stored bytes from pinned buffers on the copy stream, once; the per-run arrays once."""
     store = spectra_store(tmp_path, dtype)
     cpu_run = run_blocks(pl_job(tmp_path, store, "cpu", "cpu", estimator))
-    f = cpu_run.job.fit
-    models = peak_models(f.peak_shape, f.max_peaks, f.background) + [
-        get_model("gauss1d", n_peaks=1, background=f.background)]  # the background-only BIC's fit
-    fake = FakeCupy()
-    n_blocks, late = SHAPE[0] // ROWS, []
-
-    def until_next_upload():
-        """Block k's fit launches wait (up to 5 s) until block k+1's spectra are uploading."""
-        k, deadline = count("wait") - 1, time.monotonic() + 5
-        while k + 1 < n_blocks and count("set") < k + 2 and time.monotonic() < deadline:
-            time.sleep(0.005)
-        if k + 1 < n_blocks and count("set") < k + 2:
-            late.append(k)
-
-    def count(kind):
-        return sum(1 for o in fake.trace.ops if kind in (o.kind, o.what))
-
-    with installed(monkeypatch, fake):
-        monkeypatch.setattr(gpu, "cuda_kernel", cpu_kernels(fake, models, until_next_upload))
-        run = PlBlocks(pl_job(tmp_path, store, "gpu", "gpu", estimator), create=True)
-        setup = len(fake.trace.ops)
-        with run.overlapped(run.pending()):
-            for b in run.pending():
-                run.run_block(b)
-        end = len(fake.trace.ops)
-        run.finalize()
+    run, fake, setup, end, late = gpu_run(monkeypatch, pl_job(tmp_path, store, "gpu", "gpu", estimator))
+    n_blocks = SHAPE[0] // ROWS
     assert run.n_blocks == n_blocks and not late, late  # upload k+1 overlapped block k's fits
     assert_same_results(run.output, cpu_run.output, attrs=STATISTICS)
 
@@ -137,7 +145,8 @@ def test_pl_map_run_on_the_device_data_flow(monkeypatch, tmp_path, dtype, estima
     # and the area errors' parameter indices (gpuproc.fit.models.peak_sum), parameter-sized
     # whatever the block's size (here ~35 per block, ~1 KB)
     per_block = [o for o in block_ops if o.kind == "h2d" and o.what != "set"]
-    n_params = max(m.n_params for m in models)
+    f = run.job.fit
+    n_params = max(m.n_params for m in peak_models(f.peak_shape, f.max_peaks, f.background))
     assert all(max(o.shape, default=1) <= n_params for o in per_block), {o.shape for o in per_block}
     assert any(o.what.startswith("ndimage.") for o in block_ops if o.kind == "launch")
 
@@ -147,6 +156,27 @@ def test_pl_map_run_on_the_device_data_flow(monkeypatch, tmp_path, dtype, estima
     assert len(waits) == run.n_blocks and all(o.stream == "null" and o.thread == "MainThread" for _, o in waits)
     assert all(records[id(o.event)] < i for i, o in waits)
     assert not [o for o in ops if o.kind == "launch" and o.stream != "null"]
+
+
+def test_pl_timeseries_run_on_the_device_data_flow(monkeypatch, tmp_path):
+    """A 4-block time series cropped to 2.3-2.8 eV through the GPU branches: the same results as
+    the CPU run bit for bit, the kymograph included; stored bytes up; the cropped axis once."""
+    ts = pl_timeseries(duration=48.0, n_channels=CHANNELS, events=DEFAULT_EVENTS[:1], seed=4)
+    np.savez(tmp_path / "series.npz", data=ts.counts, axis=ts.wavelength)
+    store = ingest_spectra(tmp_path / "series.npz", tmp_path / "series.spectra.zarr", mode="timeseries")
+    sections = dict(job={"batch_rows": 12}, spectra={"energy_range": [2.3, 2.8]}, fit={"max_peaks": 2})
+    cpu_run = run_blocks(pl_job(tmp_path, store, "cpu", "cpu", "lsq", **sections))
+    run, fake, setup, end, late = gpu_run(monkeypatch, pl_job(tmp_path, store, "gpu", "gpu", "lsq", **sections))
+    assert run.n_blocks == 4 and not late, late
+    assert "intensity" in run.results.layout.variables
+    assert_same_results(run.output, cpu_run.output, attrs=("energy_median_ev", "n_sample", "n_events"))
+    ops = fake.trace.ops
+    assert sum(o.nbytes for o in ops if o.kind == "h2d" and o.what == "set") == ts.counts.size * 4
+    n_energy = run.prep.energy.size
+    assert 0.5 * CHANNELS < n_energy < CHANNELS
+    assert [o.dtype.name for o in ops if o.kind == "h2d" and o.shape == (n_energy,)] == ["float64"]
+    assert Counter(o.dtype.name for o in ops if o.kind == "h2d" and o.shape == (CHANNELS,)) == {"float64": 2,
+                                                                                                "int64": 1}
 
 
 def preprocess_staged(xp, dtype):
