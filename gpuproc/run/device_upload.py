@@ -8,10 +8,11 @@ called where the block computes, makes the computing stream wait for that event 
 the host does not block). So the upload of block k+1 runs while the GPU works on block k, and
 block k's work starts only once its own copy has landed.
 
-- The bytes sent per frame are the stored ones (uint16, uint32, int32 frames travel as such); the
-  conversion to float32 happens on the device (:mod:`gpuproc.waxs.integrate`).
+- The bytes sent per frame (spectrum) are the stored ones (uint16, uint32, int32 frames travel as
+  such); the conversion happens on the device (:mod:`gpuproc.waxs.integrate` to float32,
+  :class:`gpuproc.pl.pipeline.Preprocessor` to float64).
 - Pinned memory is bounded: two staging buffers of ``staging_bytes`` each (a block of
-  ``[job] batch_frames`` frames), allocated at the first upload. A larger block goes through
+  ``[job] batch_frames`` frames, or ``batch_rows`` map rows of spectra), allocated at the first upload. A larger block goes through
   them in turns; a buffer is refilled only after its previous copy has finished (its event).
 - A device block is allocated on the copy stream. Its consumer must have finished with it (a
   device-to-host copy of the results, as every pipeline block ends with) before dropping it,
