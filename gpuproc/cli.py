@@ -17,6 +17,9 @@ from gpuproc.cli_errors import UserErrorGroup
 @click.option("--debug", is_flag=True, help="Show the traceback of an error instead of one Error: line.")
 def main(debug: bool) -> None:
     """gpuproc: fit peaks at every position of scanning X-ray diffraction and PL datasets, on GPU or CPU."""
+    from gpuproc.run.heap import limit_arenas
+
+    limit_arenas()  # before the run's threads allocate: freed frame buffers are reused across them
 
 
 @main.command()

@@ -23,18 +23,24 @@ MIN_WINDOW_COVERAGE = 0.55  #: fraction of a window's pixels off the module gaps
 def write_demo_job(directory: str | Path, shape: tuple[int, int] = (12, 16), detector: str = "Pilatus100k",
                    seed: int = 0, *, npt_q: int = 300, npt_azimuth: int = 360, step_um: float = 0.3,
                    figures: bool = True, job_overrides: dict[str, Any] | None = None,
-                   **synth: Any) -> tuple[Path, SyntheticScan]:
+                   distinct_frames: int | None = None, **synth: Any) -> tuple[Path, SyntheticScan]:
     """Render a synthetic scan into ``directory`` and write ``job.toml`` that processes it.
 
     Returns the job file path and the :class:`~gpuproc.synth.waxs.SyntheticScan` (its ``truth``
     holds the ground-truth maps). Frames are rendered and written one at a time. The job lists the
     reflections whose windows are at least :data:`MIN_WINDOW_COVERAGE` on the detector's pixels
     (spots in module gaps are left out), and a cake q axis that holds all of them.
+    ``distinct_frames``: render only the first that many frames and repeat them over the scan
+    (large detectors and scans for memory and throughput benchmarks; the truth is then that of
+    the first frames only).
     """
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     scan = make_waxs_scan(shape, detector=detector, seed=seed, **synth)
-    write_scan((scan.frame(i)[None] for i in range(scan.n_frames)), d / "scan.zarr", n_frames=scan.n_frames,
+    distinct = scan.n_frames if distinct_frames is None else max(1, min(distinct_frames, scan.n_frames))
+    rendered = [scan.frame(i)[None] for i in range(distinct)] if distinct < scan.n_frames else None
+    frames = (scan.frame(i)[None] if rendered is None else rendered[i % distinct] for i in range(scan.n_frames))
+    write_scan(frames, d / "scan.zarr", n_frames=scan.n_frames,
                frame_shape=scan.frame_shape, dtype=scan.dtype, scan_shape=scan.shape, step_um=(step_um, step_um),
                sources=[f"synthetic:{detector}:seed={seed}"], overwrite=True)
     scan.write_poni(d / "geometry.poni")
