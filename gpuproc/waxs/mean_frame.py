@@ -25,6 +25,7 @@ class MeanFrame:
     def __init__(self) -> None:
         self._total: np.ndarray | float = 0.0
         self._count: np.ndarray | int = 0
+        self._batch: list[np.ndarray] | None = None  # [sum, count] of the open batch
 
     def add(self, pixels: Iterable[np.ndarray]) -> None:
         """Add a batch of frames with NaN at invalid pixels (:meth:`CakeIntegrator.pixel_signal`):
@@ -33,17 +34,25 @@ class MeanFrame:
 
         The batch is summed in float64 frame after frame, then added to the running total (as
         ``np.nansum(batch, axis=0, dtype=np.float64)`` does: the same sums bit for bit)."""
-        total = count = None
         for frame in pixels:
-            values = np.where(np.isnan(frame), np.float32(0), frame)
-            if total is None:
-                total, count = values.astype(np.float64), np.isfinite(frame).astype(np.int64)
-            else:
-                total += values
-                count += np.isfinite(frame)
-        if total is not None:
-            self._total = self._total + total
-            self._count = self._count + count
+            self.add_frame(frame)
+        self.end_batch()
+
+    def add_frame(self, frame: np.ndarray) -> None:
+        """Add one (H, W) frame to the open batch (:meth:`add`, frame by frame)."""
+        values = np.where(np.isnan(frame), np.float32(0), frame)
+        if self._batch is None:
+            self._batch = [values.astype(np.float64), np.isfinite(frame).astype(np.int64)]
+        else:
+            self._batch[0] += values
+            self._batch[1] += np.isfinite(frame)
+
+    def end_batch(self) -> None:
+        """Add the open batch's sums to the running total."""
+        if self._batch is not None:
+            self._total = self._total + self._batch[0]
+            self._count = self._count + self._batch[1]
+            self._batch = None
 
     @property
     def mean(self) -> np.ndarray:

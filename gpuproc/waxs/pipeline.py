@@ -38,14 +38,15 @@ from gpuproc.run.timings import stage
 from gpuproc.waxs import broadening, derive, spot_checks, stats
 from gpuproc.waxs.integrate import CakeIntegrator
 from gpuproc.waxs.job import InputSection, WaxsJob, load_job
-from gpuproc.waxs.mean_frame import MeanFrame, store_mean_frame
+from gpuproc.waxs.mean_frame import store_mean_frame
 from gpuproc.waxs.monitor import monitor_scale
 from gpuproc.waxs.pyfai_config import pyfai_geometry
+from gpuproc.waxs.scan_average import FRAMES as MEAN_CAKE_FRAMES
+from gpuproc.waxs.scan_average import ScanAverage
 from gpuproc.waxs.spot_fits import WindowProblem, fit_windows
 from gpuproc.waxs.windows import Window, make_window
 
 FIT_PARAMS = ("amplitude", "q0", "fwhm_q", "eta_q", "phi0", "fwhm_phi")
-MEAN_CAKE_FRAMES = 32  #: frames (evenly spread over the scan) averaged into the overview cake
 
 
 @dataclass
@@ -111,6 +112,8 @@ class WaxsBlocks(StoreBlocks):
         self._index = self.scan.frame_index()
         frame_bytes = self.scan.dtype.itemsize * int(np.prod(self.scan.shape[1:]))
         self._upload = Uploader(get_xp(self.job.job.device), self.job.job.batch_frames * frame_bytes)
+        # the overview cake's frames from the blocks that hold them (the finalize reads the others)
+        self._average = ScanAverage(self.scan.shape[0], self.job.job.batch_frames)
 
     def read_block(self, block: int) -> tuple[np.ndarray, int, Any]:
         """The frames of ``block`` (one consecutive range, whatever the scan order), read and
@@ -128,13 +131,13 @@ class WaxsBlocks(StoreBlocks):
         """
         grid, k0, staged = data
         frames = self._upload.take(staged)  # on the GPU: work waits for the frames' copy
-        values = split_on_oom(lambda lo, hi: process_block(self.ctx, frames[lo - k0:hi - k0], slice(lo, hi)),
-                              k0, k0 + len(frames), self._merge)
+        values = split_on_oom(lambda lo, hi: process_block(self.ctx, frames[lo - k0:hi - k0], slice(lo, hi),
+                                                           self._average), k0, k0 + len(frames), self._merge)
         with stage("derive"):
             return to_grid(values, grid, self.results.layout)
 
     def finalize(self) -> None:
-        finalize(self.ctx, self.scan, self.results)
+        finalize(self.ctx, self.scan, self.results, self._average)
 
     def _merge(self, parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         """Consecutive frame ranges joined along the frame axis (after the reflection axis, if any)."""
@@ -334,11 +337,14 @@ def block_shape(batch_frames: int, nx: int) -> dict[str, Any]:
 # ---- one block -------------------------------------------------------------------------------
 
 
-def process_block(ctx: Context, frames: np.ndarray, frame_range: slice) -> dict[str, np.ndarray]:
+def process_block(ctx: Context, frames: np.ndarray, frame_range: slice,
+                  average: ScanAverage | None = None) -> dict[str, np.ndarray]:
     """Integrate, fit and derive consecutive frames; arrays in frame order (frame axis first, or
-    second after the reflection axis)."""
+    second after the reflection axis). The frames among them that ``average`` picks are added to it."""
     with stage("integrate"):
         signal, norm = ctx.integrator.integrate_sums(frames)
+        if average is not None:
+            average.add_block(frame_range.start, frames, signal, norm, ctx.integrator)
     scale = None
     if ctx.monitor_scale is not None:
         scale = array_namespace(signal).asarray(ctx.monitor_scale[frame_range], dtype=np.float32)[:, None]
@@ -502,8 +508,9 @@ def _orientation_index(ctx: Context) -> int | None:
 # ---- after the last block ----------------------------------------------------------------------
 
 
-def finalize(ctx: Context, scan: Scan, store: ResultStore) -> None:
-    """Statistics over the maps and the scan-averaged cake; then mark the store complete."""
+def finalize(ctx: Context, scan: Scan, store: ResultStore, average: ScanAverage | None = None) -> None:
+    """Statistics over the maps and the scan-averaged cake (from ``average``, which the blocks of
+    this process may have begun); then mark the store complete."""
     maps = {k: store.read(k) for k in ("a", "b", "c", "strain", "size", "orientation", "disorder", "a_sc")}
     summary = stats.summarize_maps(maps)
     fields = ("mean", "q1", "median", "q3", "n")
@@ -529,7 +536,8 @@ def finalize(ctx: Context, scan: Scan, store: ResultStore) -> None:
     }
     spot_checks.warn_failing(extra["fit_status_by_reflection"])
     extra["power_law"] = _binned_and_power_law(store, maps)
-    mean_cake, mean_frame, n_mean = _mean_cake(ctx, scan)
+    average = average or ScanAverage(scan.shape[0], ctx.job.job.batch_frames)
+    mean_cake, mean_frame, n_mean = average.finish(scan.read, ctx.integrator)
     store_mean_frame(store, mean_frame, ctx.integrator.ai, n_mean)
     store.add_coord("cake_q", ctx.integrator.q, {"units": STORED_UNITS[ctx.q_unit], "long_name": "q of the mean cake"})
     store.add_coord("cake_azimuth", ctx.integrator.azimuth, {"units": "degree", "long_name": "azimuth of the mean cake"})
@@ -553,20 +561,3 @@ def _binned_and_power_law(store: ResultStore, maps: dict[str, np.ndarray]) -> di
             except (RuntimeError, ValueError) as exc:
                 out[name] = {"error": str(exc)}
     return out
-
-
-def _mean_cake(ctx: Context, scan: Scan) -> tuple[np.ndarray, np.ndarray, int]:
-    """The cake and the detector image (gpuproc.waxs.mean_frame) averaged over up to
-    MEAN_CAKE_FRAMES frames spread over the scan, and the number of frames."""
-    n = scan.shape[0]
-    pick = np.unique(np.linspace(0, n - 1, min(n, MEAN_CAKE_FRAMES)).astype(int))
-    signal = norm = 0.0
-    image = MeanFrame()
-    for i in range(0, pick.size, 16):
-        frames = scan.read(pick[i:i + 16])
-        s, nm = ctx.integrator.integrate_sums(frames)
-        signal = signal + to_numpy(s).sum(axis=0)
-        norm = norm + to_numpy(nm).sum(axis=0)
-        image.add(ctx.integrator.pixel_signal(frame)[0] for frame in frames)  # one frame at a time
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(norm > 0, signal / norm, np.nan).astype(np.float32), image.mean, int(pick.size)
