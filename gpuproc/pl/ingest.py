@@ -2,7 +2,9 @@
 
 Layout of a spectra store (a Zarr v3 group, readable with ``xarray.open_zarr``)::
 
-    <store>/spectra   map: (y, x, channel); time series: (time, channel); float32 counts,
+    <store>/spectra   map: (y, x, channel); time series: (time, channel); counts in the
+                      source's integer dtype (up to 32 bits: a CCD's uint16, kept exact and
+                      uploaded to a GPU as stored), other sources as float32,
                       chunks of whole rows (about 16 MB), Blosc zstd + bitshuffle
     <store>/axis      (channel,) float64 spectral axis, attribute ``units`` "nm" or "eV"
     <store>/y, x      map: (y,), (x,) float64 positions in um
@@ -238,23 +240,31 @@ def _positive(value: Any, default: Any) -> Any:
     return value if v.size and np.all(np.isfinite(v) & (v > 0)) else default
 
 
+def stored_dtype(source: Any) -> np.dtype:
+    """The store's dtype for spectra of dtype ``source``: integers of up to 32 bits as they are
+    (exact; float32 holds integers only up to 2**24), everything else float32."""
+    source = np.dtype(source)
+    return source if source.kind in "iu" and source.itemsize <= 4 else np.dtype(np.float32)
+
+
 def _write_spectra(group: zarr.Group, data: Any, grid: tuple[int, ...], chunk_rows: int | None) -> None:
     """Copy ``data`` into ``spectra`` one chunk of rows at a time."""
     n_ch = int(data.shape[-1])
     row = int(np.prod(grid[1:])) * n_ch
-    rows = chunk_rows or max(1, min(grid[0], TARGET_CHUNK_BYTES // (4 * row)))
+    dtype = stored_dtype(getattr(data, "dtype", np.float32))
+    rows = chunk_rows or max(1, min(grid[0], TARGET_CHUNK_BYTES // (dtype.itemsize * row)))
     dims = ("y", "x", "channel") if len(grid) == 2 else ("time", "channel")
     out = group.create_array(
-        "spectra", shape=(*grid, n_ch), chunks=(rows, *grid[1:], n_ch), dtype=np.float32,
+        "spectra", shape=(*grid, n_ch), chunks=(rows, *grid[1:], n_ch), dtype=dtype,
         compressors=[BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")],
-        dimension_names=dims, fill_value=np.nan,
+        dimension_names=dims, fill_value=np.nan if dtype.kind == "f" else 0,
     )
     out.attrs.update({"units": "counts", "long_name": "detector counts per channel"})
     per_row = row // n_ch
     for r0 in range(0, grid[0], rows):
         r1 = min(r0 + rows, grid[0])
         block = data[r0 * per_row:r1 * per_row] if data.ndim == 2 else data[r0:r1]
-        out[r0:r1] = np.asarray(block, dtype=np.float32).reshape((r1 - r0, *grid[1:], n_ch))
+        out[r0:r1] = np.asarray(block, dtype=dtype).reshape((r1 - r0, *grid[1:], n_ch))
 
 
 def _write_coords(group: zarr.Group, axis: np.ndarray, unit: str, grid: tuple[int, ...],

@@ -75,7 +75,8 @@ def area_relative_error(amplitude: Any, fwhm: Any, eta: Any, covariance: Any, xp
     which the amplitude-width one is large and negative for every profile.
     """
     slope = (LORENTZ_BREADTH_PER_FWHM - GAUSS_BREADTH_PER_FWHM) / breadth_per_fwhm(eta)
-    g = xp.stack([1.0 / amplitude, 1.0 / fwhm, slope + xp.zeros_like(amplitude)], axis=-1)  # d ln(area) / d(a, FWHM, eta)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero height: an infinite relative error
+        g = xp.stack([1.0 / amplitude, 1.0 / fwhm, slope + xp.zeros_like(amplitude)], axis=-1)  # d ln(area) / d(a, FWHM, eta)
     return xp.sqrt(xp.einsum("...i,...ij,...j->...", g, covariance, g))
 
 
