@@ -152,9 +152,9 @@ def _frame_facts(job: Path) -> dict[str, Any]:
 
     scan = open_scan(job.parent / "scan.zarr")
     frame_mb = scan.dtype.itemsize * int(np.prod(scan.shape[1:])) / 2**20
-    entries = sorted(cache_dir().glob("*.npz"), key=lambda p: -p.stat().st_size)
+    (matrix,) = [p for p in cache_dir().glob("*.npz") if "indptr" in np.load(p).files]
     return {"frame_shape": list(scan.shape[1:]), "dtype": str(scan.dtype), "frame_mb": round(frame_mb, 1),
-            "block_mb": round(BATCH * frame_mb, 1), "matrix_entry_mb": round(entries[0].stat().st_size / 2**20, 1)}
+            "block_mb": round(BATCH * frame_mb, 1), "matrix_entry_mb": round(matrix.stat().st_size / 2**20, 1)}
 
 
 if __name__ == "__main__":

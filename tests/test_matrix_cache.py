@@ -1,8 +1,8 @@
 """The integration matrix cache (gpuproc.waxs.matrix_cache): a repeated or resumed run loads the
 matrix instead of rebuilding it, a change of geometry, mask or bins rebuilds it, a corrupt entry
 is rebuilt, and cached and fresh matrices give the same cakes bit for bit. The bins' pixel-offset
-spread (gpuproc.waxs.broadening) is cached beside it: loaded bit for bit, recomputed when the
-geometry, mask, bins or pixel weights change."""
+spread (gpuproc.waxs.broadening) and the geometry's polarisation and solid-angle arrays are
+cached beside it: loaded bit for bit, recomputed when what they depend on changes."""
 
 import numpy as np
 import pyFAI.detectors
@@ -119,9 +119,33 @@ def test_bin_spread_recomputed_when_its_inputs_change(builds, spreads):
     assert len(spreads) == len(changes) + 3
 
 
+def test_pixel_corrections_loaded_bit_for_bit(builds, monkeypatch):
+    computed = []
+    solid_angle = AzimuthalIntegrator.solidAngleArray
+
+    def counting(self, *args, **kwargs):
+        computed.append(1)
+        return solid_angle(self, *args, **kwargs)
+
+    monkeypatch.setattr(AzimuthalIntegrator, "solidAngleArray", counting)
+    fresh, cached = _integrator(polarization_factor=0.95), _integrator(polarization_factor=0.95)
+    assert len(computed) == 1  # loaded, not recomputed
+    for changed in (dict(polarization_factor=0.9), dict(dist=0.051, polarization_factor=0.95)):
+        _integrator(**changed)
+    assert len(computed) == 3
+    monkeypatch.setenv(matrix_cache.ENV_DIR, "none")
+    uncached = _integrator(polarization_factor=0.95)
+    for other in (cached, uncached):
+        np.testing.assert_array_equal(other._norm_pixel, fresh._norm_pixel)
+        np.testing.assert_array_equal(other.norm, fresh.norm)
+    plain = _integrator(polarization_factor=None, solid_angle=False)  # both off: the flat field (ones) alone
+    assert np.all(plain._norm_pixel[plain._norm_pixel > 0] == 1)
+    assert not np.array_equal(fresh._norm_pixel, plain._norm_pixel)
+
+
 def test_corrupt_entry_is_rebuilt_not_fatal(builds, tmp_path):
     reference = _integrator().integrate(_frames(1))
-    (entry,) = (tmp_path / "cache" / "csr").glob("*.npz")
+    (entry,) = [p for p in (tmp_path / "cache" / "csr").glob("*.npz") if "indptr" in np.load(p).files]  # the matrix
     data = bytearray(entry.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped byte inside the matrix
     entry.write_bytes(bytes(data))

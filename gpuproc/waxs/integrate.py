@@ -38,7 +38,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyFAI
@@ -129,6 +129,14 @@ def _poni_keys(path: Path) -> set[str]:
         if ":" in line and not line.lstrip().startswith("#"):
             keys.add(line.split(":", 1)[0].strip().lower())
     return keys
+
+
+class PixelCorrections(NamedTuple):
+    """Per-pixel corrections of a geometry (H, W) float32: pyFAI's polarisation factor and its
+    relative solid angle (ones where the job turns one off)."""
+
+    polarization: np.ndarray
+    solid_angle: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -300,12 +308,22 @@ class CakeIntegrator:
     def _normalisation_pixels(
         self, flat: np.ndarray | None, polarization_factor: float | None, solid_angle: bool
     ) -> np.ndarray:
-        """flat * polarization * solid angle per pixel (float32, pyFAI's order of products)."""
+        """flat * polarization * solid angle per pixel (float32, pyFAI's order of products). The
+        geometry's two arrays are cached on disk (gpuproc.waxs.matrix_cache) keyed by the pyFAI
+        geometry, shape, polarisation factor and solid-angle switch (a factor left out is ones)."""
         norm = self._image("flat", flat, np.ones(self.shape, np.float32)).copy()
-        if polarization_factor is not None:
-            norm *= self.ai.polarization(self.shape, polarization_factor).astype(np.float32)
-        if solid_angle:
-            norm *= self.ai.solidAngleArray(self.shape, True).astype(np.float32)
+
+        def build() -> PixelCorrections:
+            ones = np.ones(self.shape, np.float32)
+            return PixelCorrections(
+                ones if polarization_factor is None else
+                self.ai.polarization(self.shape, polarization_factor).astype(np.float32),
+                self.ai.solidAngleArray(self.shape, True).astype(np.float32) if solid_angle else ones)
+
+        key = matrix_cache.fingerprint(entry="pixel_corrections", geometry=self.ai.get_config(), shape=self.shape,
+                                       polarization_factor=polarization_factor, solid_angle=bool(solid_angle))
+        for correction in matrix_cache.load_or_build(key, build, PixelCorrections):
+            norm *= correction  # x 1.0 where a correction is off: exact
         return norm
 
     def _static_mask(
