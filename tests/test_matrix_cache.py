@@ -27,33 +27,30 @@ def _integrator(dist: float = 0.05, npt_q: int = 40, mask: np.ndarray | None = N
                           device="cpu", threads=1, **kwargs)
 
 
-@pytest.fixture
-def builds(monkeypatch, tmp_path):
-    """Matrix builds counted, with the cache in a fresh folder."""
-    monkeypatch.setenv(matrix_cache.ENV_DIR, str(tmp_path / "cache"))
+def _counted(monkeypatch, owner, name: str) -> list:
+    """Calls of ``owner.name`` counted (one list item per call)."""
     count = []
-    original = CakeIntegrator._build_engine
-
-    def counting(self, *args, **kwargs):
-        count.append(1)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(CakeIntegrator, "_build_engine", counting)
-    return count
-
-
-@pytest.fixture
-def spreads(monkeypatch):
-    """Bin-spread computations counted (CakeIntegrator.bin_spread imports it when called)."""
-    count = []
-    original = broadening.bin_spread
+    original = getattr(owner, name)
 
     def counting(*args, **kwargs):
         count.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(broadening, "bin_spread", counting)
+    monkeypatch.setattr(owner, name, counting)
     return count
+
+
+@pytest.fixture
+def builds(monkeypatch, tmp_path):
+    """Matrix builds counted, with the cache in a fresh folder."""
+    monkeypatch.setenv(matrix_cache.ENV_DIR, str(tmp_path / "cache"))
+    return _counted(monkeypatch, CakeIntegrator, "_build_engine")
+
+
+@pytest.fixture
+def spreads(monkeypatch):
+    """Bin-spread computations counted (CakeIntegrator.bin_spread imports it when called)."""
+    return _counted(monkeypatch, broadening, "bin_spread")
 
 
 def _frames(seed: int = 0) -> np.ndarray:
@@ -120,14 +117,7 @@ def test_bin_spread_recomputed_when_its_inputs_change(builds, spreads):
 
 
 def test_pixel_corrections_loaded_bit_for_bit(builds, monkeypatch):
-    computed = []
-    solid_angle = AzimuthalIntegrator.solidAngleArray
-
-    def counting(self, *args, **kwargs):
-        computed.append(1)
-        return solid_angle(self, *args, **kwargs)
-
-    monkeypatch.setattr(AzimuthalIntegrator, "solidAngleArray", counting)
+    computed = _counted(monkeypatch, AzimuthalIntegrator, "solidAngleArray")
     fresh, cached = _integrator(polarization_factor=0.95), _integrator(polarization_factor=0.95)
     assert len(computed) == 1  # loaded, not recomputed
     for changed in (dict(polarization_factor=0.9), dict(dist=0.051, polarization_factor=0.95)):
