@@ -244,8 +244,11 @@ def test_compiled_and_numpy_paths_agree(setup, monkeypatch, dtype):
     kw = dict(npt_q=NPT_Q, npt_azimuth=NPT_AZ, q_range=Q_RANGE, mask=mask, dark=dark, flat=flat,
               saturation=1500, device="cpu", block_frames=2, threads=2)
     compiled = integrate.CakeIntegrator(make_ai(), **kw).integrate_sums(frames)
+    compiled_pixels = integrate.CakeIntegrator(make_ai(), **kw).pixel_signal(frames)
     monkeypatch.setattr(integrate, "_kernels", lambda: None)
     fallback = integrate.CakeIntegrator(make_ai(), **kw).integrate_sums(frames)
+    np.testing.assert_array_equal(compiled_pixels, integrate.CakeIntegrator(make_ai(), **kw).pixel_signal(frames))
+    assert np.isnan(compiled_pixels[0, 5:9, 7]).all() and np.isnan(compiled_pixels[:, mask.astype(bool)]).all()
     for a, b in zip(compiled, fallback):
         np.testing.assert_allclose(a, b, rtol=2e-6, atol=1e-3)
     for k in range(len(frames)):

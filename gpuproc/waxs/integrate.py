@@ -259,6 +259,7 @@ class CakeIntegrator:
         static_mask = self._static_mask(mask, norm_pixel, dark32)
         self._static = static_mask.ravel()
         self._static_u8 = self._static.view(np.uint8)
+        self._static_index = np.flatnonzero(self._static)
         if static_mask.all():
             raise ValueError("every detector pixel is masked (detector gaps, user mask, invalid dark/flat)")
         radial, azim = self._ranges(q_range, azimuth_range)
@@ -458,6 +459,13 @@ class CakeIntegrator:
         frames = self._as_batch(frames)
         xp = self._xp
         raw = xp.asarray(frames).reshape(frames.shape[0], -1)
+        lib = _kernels() if self.device == "cpu" else None
+        if lib is not None and np.dtype(raw.dtype) in _PREPARE:  # one pass of the compiled kernel
+            x, bad = self._prepared_kernels(lib, np.ascontiguousarray(raw))
+            signal = np.ascontiguousarray(x.T)
+            signal[:, self._static_index] = np.nan
+            signal.ravel()[bad] = np.nan
+            return signal.reshape(frames.shape)
         valid = self._valid(raw) & ~xp.asarray(self._static)
         signal = xp.where(valid, raw.astype(xp.float32) - self._dark_dev, xp.float32(np.nan))
         return self._to_host(signal).reshape(frames.shape)
@@ -599,6 +607,17 @@ class CakeIntegrator:
         Returns the sorted flat indices (frame * n_pixels + pixel) of the invalid pixels outside
         the static mask.
         """
+        x, bad_flat = self._prepared_kernels(lib, raw)
+        m = self._host
+        assert signal.flags.c_contiguous and signal.dtype == np.float32
+        lib.csr_spmm(0, m.shape[0], raw.shape[0], m.indptr.ctypes.data, m.indices.ctypes.data, m.data.ctypes.data,
+                     x.ctypes.data, self._row_dest.ctypes.data, m.shape[0], signal.ctypes.data)  # fmt: skip
+        return bad_flat
+
+    def _prepared_kernels(self, lib: ctypes.CDLL, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """This thread's work array X (n_pixels, n) = frames - dark, transposed, 0 at invalid
+        pixels, and the sorted flat indices (frame * n_pixels + pixel) of the invalid pixels
+        outside the static mask, with the compiled kernel."""
         n, n_pixels = raw.shape
         x, bad = self._buffers(n)
         rules, saturation = self._rules_for(raw.dtype), self.saturation
@@ -617,11 +636,7 @@ class CakeIntegrator:
         if len(rules.flat_bad):  # invalid in every frame of this dtype
             x[rules.flat_bad] = 0
             bad_flat = np.union1d(bad_flat, (np.arange(n)[:, None] * n_pixels + rules.flat_bad).ravel())
-        m = self._host
-        assert signal.flags.c_contiguous and signal.dtype == np.float32
-        lib.csr_spmm(0, m.shape[0], n, m.indptr.ctypes.data, m.indices.ctypes.data, m.data.ctypes.data,
-                     x.ctypes.data, self._row_dest.ctypes.data, m.shape[0], signal.ctypes.data)  # fmt: skip
-        return bad_flat
+        return x, bad_flat
 
     def _product_xp(self, raw: Any) -> tuple[Any, np.ndarray]:
         """C @ (frames - dark) with the array library (NumPy + scipy.sparse, or CuPy + cuSPARSE)."""
