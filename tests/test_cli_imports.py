@@ -44,3 +44,13 @@ def test_version_and_lazy_api():
     from gpuproc.fit import FitResult, Status, fit
 
     assert gpuproc.Status is Status and gpuproc.FitResult is FitResult and gpuproc.fit.fit is fit
+
+
+def test_a_command_exits_with_the_heap_frozen():
+    """At the exit of a process that ran a command, the interpreter's last garbage collection skips
+    the objects alive (gc.freeze, an exit hook); the command itself changes nothing."""
+    code = ("import atexit, gc\nfrom gpuproc.cli import main\n"
+            "atexit.register(lambda: print('at exit', gc.get_freeze_count() > 1000))  # runs after later ones\n"
+            "main(['pl', 'run', '--help'], standalone_mode=False)\nprint('after the command', gc.get_freeze_count())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-2:] == ["after the command 0", "at exit True"]
