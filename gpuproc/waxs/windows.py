@@ -13,6 +13,7 @@ that are valid; its weight fraction is its normalisation over that of full bins.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass, replace
 from typing import Any
@@ -52,9 +53,10 @@ class Window:
     def n_points(self) -> int:
         return self.q.size
 
-    @property
+    @functools.cached_property
     def bin_widths(self) -> tuple[float, float]:
-        """(q, azimuth) bin widths of the window (q unit, degrees)."""
+        """(q, azimuth) bin widths of the window (q unit, degrees); computed once (every block's
+        fit bounds read them)."""
         q, phi = np.unique(self.q), np.unique(self.phi)
         return float(np.median(np.diff(q))), float(np.median(np.diff(phi)))
 
