@@ -30,6 +30,13 @@ def test_pipelines_import_no_dask_nor_figures():
     assert _loaded_after("import gpuproc.waxs.pipeline, gpuproc.pl.pipeline", NOT_IN_A_RUN) == []
 
 
+def test_pl_pipeline_imports_no_scipy_optimize_nor_ndimage():
+    """Time-series response fits (curve_fit) and map-pair registration (scikit-image, ndimage) import
+    SciPy's optimisers and ndimage when they run (~0.6 s of a PL map run's start)."""
+    heavy = ("scipy.optimize", "scipy.ndimage", "skimage", "pyFAI")
+    assert _loaded_after("import gpuproc.pl.pipeline", heavy) == []
+
+
 def test_waxs_run_from_a_store_loads_no_dask(tmp_path):
     job = demo_job(tmp_path)  # a scan store, figures off
     code = f"from gpuproc.waxs.pipeline import run_waxs\nrun_waxs({str(job)!r})"

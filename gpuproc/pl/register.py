@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
-from skimage.registration import phase_cross_correlation
 
 from gpuproc.backend import to_numpy
 
@@ -56,6 +54,8 @@ def register_shift(reference: Any, moving: Any, upsample_factor: int = 20) -> tu
     shift, error
         ``scipy.ndimage.shift(moving, shift)`` lies on ``reference``; the normalised RMS error.
     """
+    from skimage.registration import phase_cross_correlation  # only a map pair needs it (with SciPy's ndimage)
+
     ref, mov = (np.nan_to_num(to_numpy(a).astype(np.float64)) for a in (reference, moving))
     if ref.shape != mov.shape or ref.ndim != 2:
         raise ValueError(f"intensity maps must be 2D and of equal shape, got {ref.shape} and {mov.shape}")
@@ -69,6 +69,8 @@ def shift_image(image: Any, shift: np.ndarray, valid_fraction: float = 0.99) -> 
     A pixel of the result is valid when at least ``valid_fraction`` of its interpolation weight
     comes from valid input pixels.
     """
+    from scipy import ndimage
+
     img = to_numpy(image).astype(np.float64)
     valid = np.isfinite(img)
     moved = ndimage.shift(np.where(valid, img, 0.0), shift, order=1, mode="constant", cval=0.0)
