@@ -263,6 +263,7 @@ class CakeIntegrator:
         self._static = static_mask.ravel()
         self._static_u8 = self._static.view(np.uint8)
         self._static_index = np.flatnonzero(self._static)
+        self._unmasked_dev = self._xp.asarray(~self._static)  # on the device once (pixel_signal)
         if static_mask.all():
             raise ValueError("every detector pixel is masked (detector gaps, user mask, invalid dark/flat)")
         radial, azim = self._ranges(q_range, azimuth_range)
@@ -469,7 +470,7 @@ class CakeIntegrator:
             signal[:, self._static_index] = np.nan
             signal.ravel()[bad] = np.nan
             return signal.reshape(frames.shape)
-        valid = self._valid(raw) & ~xp.asarray(self._static)
+        valid = self._valid(raw) & self._unmasked_dev
         signal = xp.where(valid, raw.astype(xp.float32) - self._dark_dev, xp.float32(np.nan))
         return self._to_host(signal).reshape(frames.shape)
 
