@@ -87,11 +87,11 @@ def test_out_of_memory_splits_the_batch(job_file, reference, monkeypatch):
     real = pipeline.process_block
     sizes = []
 
-    def small_device(ctx, frames, frame_range):
+    def small_device(ctx, frames, frame_range, average=None):
         sizes.append(len(frames))
         if len(frames) > 3:
             raise FakeOutOfMemory("out of memory allocating 1 GB")
-        return real(ctx, frames, frame_range)
+        return real(ctx, frames, frame_range, average)
 
     monkeypatch.setattr(pipeline, "process_block", small_device)
     with pytest.warns(RuntimeWarning, match="out of memory on items 0:8"):
