@@ -10,7 +10,8 @@ import h5py
 import numpy as np
 import pytest
 
-from gpuproc.pl.ingest import ingest_spectra, open_spectra
+from gpuproc.io.spectra import open_source
+from gpuproc.pl.ingest import ingest_spectra, open_spectra, stored_dtype
 
 pytestmark = pytest.mark.realdata
 logging.getLogger("rsciio").setLevel(logging.ERROR)
@@ -37,6 +38,10 @@ def test_every_file_ingests(realdata, tmp_path, name):
     d = np.diff(store.axis)
     assert np.all(store.axis > 0) and (np.all(d > 0) or np.all(d < 0))
     assert store.attrs["axis_unit"] in ("nm", "eV") and np.isfinite(store.spectra[...]).all()
+    with open_source(realdata("pl", name)) as (data, _, _, _):  # integer counts kept as the file has them
+        assert store.spectra.dtype == stored_dtype(data.dtype)
+        np.testing.assert_array_equal(np.asarray(store.spectra[...]).reshape(-1),
+                                      np.asarray(data, dtype=store.spectra.dtype).reshape(-1))
 
 
 @pytest.mark.parametrize("name, reason", NO_SPECTRA.items())
