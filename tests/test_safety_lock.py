@@ -54,14 +54,15 @@ def _start(script: str, *args: Path) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+def _wait_for(path: Path, proc: subprocess.Popen, pattern: str | None = None, timeout: float = 120.0) -> None:
+    """Wait until ``path`` exists (with ``pattern``: until something in the folder ``path`` matches it)."""
     t0 = time.monotonic()
-    while not path.exists():
+    while not (any(path.glob(pattern)) if pattern else path.exists()):
         if proc.poll() is not None:
             pytest.fail(f"the first process ended early: {proc.communicate()[1][-2000:]}")
         if time.monotonic() - t0 > timeout:
             proc.kill()
-            pytest.fail(f"{path} did not appear within {timeout} s")
+            pytest.fail(f"{path} {pattern or ''} did not appear within {timeout} s")
         time.sleep(0.05)
 
 
@@ -94,6 +95,7 @@ def test_two_concurrent_ingests_never_share_a_staging_folder(tmp_path):
     first = _start(SLOW_INGEST, store, go)
     try:
         _wait_for(lock.lock_path(store), first)
+        _wait_for(tmp_path, first, "scan.zarr.*.partial")  # the lock comes first, then the folder
         staging, = tmp_path.glob("scan.zarr.*.partial")
         assert f"-{first.pid}-" in staging.name
         with pytest.raises(lock.OutputLocked, match=rf"scan.zarr: in use by gpuproc pid {first.pid}"):
