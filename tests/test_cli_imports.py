@@ -37,6 +37,14 @@ def test_pl_pipeline_imports_no_scipy_optimize_nor_ndimage():
     assert _loaded_after("import gpuproc.pl.pipeline", heavy) == []
 
 
+def test_waxs_pipeline_imports_no_pyfai_nor_file_readers():
+    """pyFAI (~1.3 s with the SciPy modules it loads), scipy.stats (~1 s) and the frame-file readers
+    are imported when a run needs them: a matrix to build, statistics, frames from files
+    (tests/test_geometry_record.py runs a repeated WAXS run that needs none of them)."""
+    heavy = ("pyFAI", "scipy.stats", "scipy.optimize", "scipy.signal", "fabio", "h5py", "hdf5plugin")
+    assert _loaded_after("import gpuproc.waxs.pipeline", heavy) == []
+
+
 def test_waxs_run_from_a_store_loads_no_dask(tmp_path):
     job = demo_job(tmp_path)  # a scan store, figures off
     code = f"from gpuproc.waxs.pipeline import run_waxs\nrun_waxs({str(job)!r})"

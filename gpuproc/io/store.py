@@ -29,7 +29,6 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from gpuproc.io import staging
-from gpuproc.io.frames import iter_blocks, open_frames
 
 SCAN_ORDERS = ("row", "snake")
 FRAME_DIMS = ("frame", "y_pixel", "x_pixel")
@@ -271,6 +270,8 @@ def ingest_frames(
     pathlib.Path
         The completed store.
     """
+    from gpuproc.io.frames import iter_blocks, open_frames  # fabio, h5py: only when files are read
+
     reader = open_frames(source)
     _check_count(len(reader), scan_shape)
     n_frames, height, width = reader.shape
@@ -322,6 +323,8 @@ def open_frames_scan(
     directly.
     """
     import dask.array as da
+
+    from gpuproc.io.frames import open_frames
 
     _check_order(scan_order)
     reader = open_frames(source)

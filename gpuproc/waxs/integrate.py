@@ -41,14 +41,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-import pyFAI
 import scipy.sparse
-import pyFAI.units
-from pyFAI.integrator.azimuthal import AzimuthalIntegrator
-from pyFAI.utils.mathutil import deg2rad
 
 from gpuproc.backend import get_xp, resolve_device
-from gpuproc.waxs import matrix_cache
+from gpuproc.waxs import geometry_record, matrix_cache
 from gpuproc.waxs.broadening import BinOffsets
 from gpuproc.waxs.invalid_pixels import DummyRule, dummy_rule, invalid_intervals
 from gpuproc.run.validate import check_geometry
@@ -85,7 +81,7 @@ SPLITS = ("no", "bbox", "full")
 _PONI_REQUIRED = ("distance", "poni1", "poni2", "wavelength")
 
 
-def load_geometry(geometry: str | Path | AzimuthalIntegrator) -> AzimuthalIntegrator:
+def load_geometry(geometry: str | Path | Any) -> Any:
     """An AzimuthalIntegrator from a PONI file, or the integrator itself.
 
     Parameters
@@ -101,6 +97,8 @@ def load_geometry(geometry: str | Path | AzimuthalIntegrator) -> AzimuthalIntegr
     ValueError
         The PONI file cannot be parsed or lacks distance, PONI or wavelength.
     """
+    from pyFAI.integrator.azimuthal import AzimuthalIntegrator
+
     if isinstance(geometry, AzimuthalIntegrator):
         return geometry
     path = Path(geometry)
@@ -221,7 +219,7 @@ class CakeIntegrator:
 
     def __init__(
         self,
-        geometry: str | Path | AzimuthalIntegrator,
+        geometry: str | Path | Any,
         *,
         npt_q: int,
         npt_azimuth: int,
@@ -246,9 +244,13 @@ class CakeIntegrator:
             raise ValueError(f"unit must be one of {RADIAL_UNITS}, got {unit!r}")
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        self.ai = load_geometry(geometry)
-        self.shape = self._detector_shape(shape)
         self.unit = unit
+        self._source = geometry
+        self._ai = None if isinstance(geometry, (str, Path)) else load_geometry(geometry)
+        record = self._geometry_record(q_range, azimuth_range)
+        self._geometry = record.info
+        self._detector_mask = record.detector_mask()
+        self.shape = self._detector_shape(shape)
         self.npt_q, self.npt_azimuth = int(npt_q), int(npt_azimuth)
         self.dummy, self.delta_dummy, self.saturation = dummy, delta_dummy, saturation
         self._dummy_rule(np.dtype(np.float32))  # a bad dummy / delta_dummy fails here, not later
@@ -266,14 +268,15 @@ class CakeIntegrator:
         self._unmasked_dev = self._xp.asarray(~self._static)  # on the device once (pixel_signal)
         if static_mask.all():
             raise ValueError("every detector pixel is masked (detector gaps, user mask, invalid dark/flat)")
-        radial, azim = self._ranges(q_range, azimuth_range)
+        geo = self._geometry
+        radial, azim = tuple(geo["radial"]), tuple(geo["azimuth"])
         key = matrix_cache.fingerprint(
-            geometry=self.ai.get_config(), chi_disc_at_pi=bool(self.ai.chiDiscAtPi), shape=self.shape,
+            geometry=geo["config"], chi_disc_at_pi=geo["chi_disc_at_pi"], shape=self.shape,
             mask=np.packbits(static_mask), radial=radial, azimuth=azim, bins=(self.npt_q, self.npt_azimuth),
             unit=unit, split=split, rules=(str(dummy), delta_dummy, saturation))
         engine = matrix_cache.load_or_build(key, lambda: self._build_engine(static_mask, radial, azim, split))
         self._matrix_key = key
-        self.q = np.asarray(engine.centers0, np.float64) * pyFAI.units.to_unit(unit).scale
+        self.q = np.asarray(engine.centers0, np.float64) * geo["unit_scale"]
         self.azimuth = np.degrees(np.asarray(engine.centers1, np.float64))
 
         self.threads = self._thread_count(threads)
@@ -289,9 +292,58 @@ class CakeIntegrator:
 
     # ---- set-up -------------------------------------------------------------------------------
 
+    @property
+    def ai(self) -> Any:
+        """The pyFAI AzimuthalIntegrator of the geometry, its chi discontinuity where the azimuth
+        range puts it. Loaded from the PONI file on first use (which imports pyFAI): a repeated
+        run with its matrix cached does not need it (gpuproc.waxs.geometry_record)."""
+        if self._ai is None:
+            ai = load_geometry(self._source)
+            ai.check_chi_disc(tuple(self._geometry["azimuth"]))
+            self._ai = ai
+        return self._ai
+
+    @property
+    def beam_centre_px(self) -> list[float]:
+        """Direct-beam position [row, column] on the detector, pixels (integers at pixel edges)."""
+        return list(self._geometry["beam_centre_px"])
+
+    def release_geometry_arrays(self) -> None:
+        """Drop the per-pixel arrays pyFAI keeps (polarisation, solid angle, chi, q: ~150 MB on an
+        Eiger 4M) once the set-up is done; nothing to drop when pyFAI was not needed."""
+        if self._ai is not None:
+            self._ai.reset(collect_garbage=False)
+
+    def _geometry_record(self, q_range: tuple[float, float],
+                         azimuth_range: tuple[float, float]) -> geometry_record.GeometryRecord:
+        """What the integration needs of the geometry: cached on disk for a PONI file (keyed by its
+        bytes and the ranges), computed from a given integrator."""
+        if self._ai is not None:
+            return self._record_from_pyfai(q_range, azimuth_range)
+        path = Path(self._source)
+        if not path.is_file():
+            raise FileNotFoundError(f"PONI file not found: {path}")
+        key = geometry_record.key_of(path, q_range=[float(v) for v in q_range],
+                                     azimuth_range=[float(v) for v in azimuth_range], unit=self.unit)
+
+        def build() -> geometry_record.GeometryRecord:
+            self._ai = load_geometry(path)
+            return self._record_from_pyfai(q_range, azimuth_range)
+
+        return matrix_cache.load_or_build(key, build, geometry_record.GeometryRecord)
+
+    def _record_from_pyfai(self, q_range: tuple[float, float],
+                           azimuth_range: tuple[float, float]) -> geometry_record.GeometryRecord:
+        """The geometry record computed by pyFAI (the ranges as ``integrate2d`` converts them)."""
+        import pyFAI.units
+
+        scale = pyFAI.units.to_unit(self.unit).scale
+        radial, azim = self._ranges(q_range, azimuth_range, scale)
+        return geometry_record.record_of(self.ai, radial, azim, scale)
+
     def _detector_shape(self, shape: tuple[int, int] | None) -> tuple[int, int]:
         """Frame shape (H, W): the argument, else the detector's."""
-        det_shape = self.ai.detector.shape
+        det_shape = self._geometry["shape"]
         if shape is None:
             if det_shape is None:
                 raise ValueError("the detector has no shape; pass shape=(H, W)")
@@ -325,7 +377,7 @@ class CakeIntegrator:
                 self.ai.polarization(self.shape, polarization_factor).astype(np.float32),
                 self.ai.solidAngleArray(self.shape, True).astype(np.float32) if solid_angle else ones)
 
-        key = matrix_cache.fingerprint(entry="pixel_corrections", geometry=self.ai.get_config(), shape=self.shape,
+        key = matrix_cache.fingerprint(entry="pixel_corrections", geometry=self._geometry["config"], shape=self.shape,
                                        polarization_factor=polarization_factor, solid_angle=bool(solid_angle))
         for correction in matrix_cache.load_or_build(key, build, PixelCorrections):
             norm *= correction  # x 1.0 where a correction is off: exact
@@ -336,8 +388,8 @@ class CakeIntegrator:
     ) -> np.ndarray:
         """Detector mask | user mask | pixels whose dark or normalisation is unusable."""
         static = np.zeros(self.shape, bool)
-        if self.ai.detector.mask is not None:
-            static |= np.asarray(self.ai.detector.mask, bool)
+        if self._detector_mask is not None:
+            static |= self._detector_mask
         if mask is not None:
             mask = np.asarray(mask)
             if mask.shape != self.shape:
@@ -346,11 +398,14 @@ class CakeIntegrator:
         static |= ~np.isfinite(norm_pixel) | (norm_pixel == 0) | ~np.isfinite(dark)
         return static
 
-    def _ranges(self, q_range: tuple[float, float],
-                azimuth_range: tuple[float, float]) -> tuple[tuple[float, float], tuple[float, float]]:
-        """Radial range in pyFAI's internal unit and azimuth range in radians, converted exactly
-        as ``integrate2d`` does (which may move the geometry's chi discontinuity)."""
-        radial = tuple(float(r) / pyFAI.units.to_unit(self.unit).scale for r in q_range)
+    def _ranges(self, q_range: tuple[float, float], azimuth_range: tuple[float, float],
+                scale: float) -> tuple[tuple[float, float], tuple[float, float]]:
+        """Radial range in pyFAI's internal unit (``scale``: the radial unit's) and azimuth range in
+        radians, converted exactly as ``integrate2d`` does (which may move the geometry's chi
+        discontinuity)."""
+        from pyFAI.utils.mathutil import deg2rad
+
+        radial = tuple(float(r) / scale for r in q_range)
         disc = self.ai.chiDiscAtPi
         azim = tuple(deg2rad(float(a), disc) for a in azimuth_range)
         if azim[1] <= azim[0]:
@@ -361,6 +416,8 @@ class CakeIntegrator:
     def _build_engine(self, mask: np.ndarray, radial: tuple[float, float], azim: tuple[float, float],
                       split: str) -> matrix_cache.CachedMatrix:
         """pyFAI's 2D CSR matrix and bin centres (the ranges from :meth:`_ranges`)."""
+        import pyFAI.units
+
         engine = self.ai.setup_sparse_integrator(
             self.shape,
             (self.npt_q, self.npt_azimuth),
@@ -708,7 +765,7 @@ class CakeIntegrator:
 
     def _dummy_rule(self, dtype: np.dtype) -> DummyRule | None:
         """pyFAI's dummy test for frames of ``dtype`` (None: no test)."""
-        return dummy_rule(self.ai.detector, dtype, self.dummy, self.delta_dummy)
+        return dummy_rule(_RecordedDummies(self), dtype, self.dummy, self.delta_dummy)
 
     def _rules_for(self, dtype: np.dtype) -> _FrameRules:
         """The invalid-value rules for frames of ``dtype`` (cached per dtype)."""
@@ -730,3 +787,20 @@ class CakeIntegrator:
     def _to_host(self, a: Any) -> np.ndarray:
         """NumPy copy of a device array."""
         return a.get() if self.device == "gpu" else np.asarray(a)
+
+
+class _RecordedDummies:
+    """The detector's ``get_dummies`` as the geometry record holds it (pyFAI's for other dtypes)."""
+
+    def __init__(self, integrator: CakeIntegrator) -> None:
+        self._integrator = integrator
+
+    def get_dummies(self, dtype: np.dtype) -> tuple[Any, Any]:
+        """(dummy, delta_dummy) as float32 for frames of ``dtype``, or (None, None)."""
+        dtype = np.dtype(dtype)
+        recorded = self._integrator._geometry["dummies"]
+        name = f"{dtype.kind}{dtype.itemsize}"
+        if name not in recorded:
+            return self._integrator.ai.detector.get_dummies(dtype)
+        pair = recorded[name]
+        return (None, None) if pair is None else (np.float32(pair[0]), np.float32(pair[1]))

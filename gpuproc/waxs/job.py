@@ -25,7 +25,6 @@ from typing import Any, Literal
 from gpuproc.config import ConfigError, from_dict, load_toml
 from gpuproc.run.settings import ExecutionKeys, SlurmSection
 from gpuproc.run.validate import at_least, positive
-from gpuproc.waxs.pyfai_config import merge_into
 
 
 @dataclass
@@ -179,6 +178,8 @@ def _with_pyfai_config(data: dict[str, Any], base: Path, where: str) -> dict[str
     section = data.get("integration")
     if not isinstance(section, dict) or "pyfai_config" not in section:
         return data
+    from gpuproc.waxs.pyfai_config import merge_into  # pyFAI: only a job that names such a file pays
+
     try:
         return {**data, "integration": merge_into(section, base)}
     except (OSError, ValueError) as exc:

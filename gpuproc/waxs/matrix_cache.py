@@ -22,7 +22,9 @@ warning) and replaced, never fatal. A folder that cannot be written only costs t
 The same folder keeps what the set-up derives from the matrix at a cost of the same order (any
 NamedTuple of arrays, ``kind`` of :func:`load_or_build`): the cake bins' pixel-offset spread
 (:class:`gpuproc.waxs.broadening.BinOffsets`, 0.2-0.5 s per run for 1-4 Mpixel), keyed by the
-matrix's key, the matrix itself and the pixel weights it was computed with.
+matrix's key, the matrix itself and the pixel weights it was computed with; and what the
+integration needs of a PONI file's geometry (:mod:`gpuproc.waxs.geometry_record`), so that a
+repeated run does not import pyFAI.
 """
 
 from __future__ import annotations
@@ -99,8 +101,10 @@ def load_or_build(key: str, build: Callable[[], Entry], kind: type[Entry] = Cach
         Builds the entry (the matrix: pyFAI); called only when no valid entry exists.
     kind : type
         The NamedTuple of arrays ``build`` returns: :class:`CachedMatrix` (checked for a
-        consistent CSR layout), or another whose arrays all have one shape (e.g.
-        :class:`gpuproc.waxs.broadening.BinOffsets`). A loaded entry is bit for bit what was built.
+        consistent CSR layout), one with a ``consistent()`` method that checks itself (e.g.
+        :class:`gpuproc.waxs.geometry_record.GeometryRecord`), or another whose arrays all have
+        one shape (e.g. :class:`gpuproc.waxs.broadening.BinOffsets`). A loaded entry is bit for
+        bit what was built.
     """
     folder = cache_dir()
     if folder is None:
@@ -139,7 +143,10 @@ def _load(path: Path, kind: type[Entry]) -> Entry:
 
 
 def _consistent(entry: tuple) -> bool:
-    """A matrix's CSR arrays and bin centres agree; any other entry's arrays have one shape."""
+    """A matrix's CSR arrays and bin centres agree; an entry with a ``consistent()`` method says
+    itself; any other entry's arrays have one shape."""
+    if hasattr(entry, "consistent"):
+        return bool(entry.consistent())
     if not isinstance(entry, CachedMatrix):
         return len({a.shape for a in entry}) == 1
     n_bins = entry.indptr.size - 1

@@ -68,17 +68,17 @@ def beam_centre_px(ai: Any) -> list[float]:
     return [float(fit2d.centerY), float(fit2d.centerX)]
 
 
-def store_mean_frame(store: Any, mean: np.ndarray, ai: Any, n_frames: int) -> None:
-    """Write ``mean`` into the results ``store`` as :data:`NAME` with the beam centre of ``ai``.
+def store_mean_frame(store: Any, mean: np.ndarray, beam_centre: list[float], n_frames: int) -> None:
+    """Write ``mean`` into the results ``store`` as :data:`NAME` with the beam centre.
 
     Parameters
     ----------
     store : gpuproc.io.results.ResultStore
     mean : (H, W) array, counts
-    ai : pyFAI AzimuthalIntegrator of the run
+    beam_centre : [row, column] of the direct beam, pixels (:func:`beam_centre_px`)
     n_frames : number of frames averaged
     """
     store.add_array(NAME, mean, DIMS, "count",
                     f"frame - dark averaged over the valid pixels of {n_frames} frames spread over the scan "
                     "(NaN: masked or invalid in all)")
-    store.group[NAME].attrs["beam_centre_px"] = beam_centre_px(ai)
+    store.group[NAME].attrs["beam_centre_px"] = [float(v) for v in beam_centre]

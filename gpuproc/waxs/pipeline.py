@@ -40,7 +40,6 @@ from gpuproc.waxs.integrate import CakeIntegrator
 from gpuproc.waxs.job import InputSection, WaxsJob, load_job
 from gpuproc.waxs.mean_frame import store_mean_frame
 from gpuproc.waxs.monitor import monitor_scale
-from gpuproc.waxs.pyfai_config import pyfai_geometry
 from gpuproc.waxs.scan_average import FRAMES as MEAN_CAKE_FRAMES
 from gpuproc.waxs.scan_average import ScanAverage
 from gpuproc.waxs.spot_fits import WindowProblem, fit_windows
@@ -199,7 +198,7 @@ def _check_store_keys(inp: InputSection, scan: Scan) -> None:
 def make_context(job: WaxsJob, scan: Scan) -> Context:
     integ = job.integration
     integrator = CakeIntegrator(
-        integ.poni or pyfai_geometry(integ.pyfai_config), npt_q=integ.npt_q, npt_azimuth=integ.npt_azimuth,
+        integ.poni or _pyfai_config_geometry(integ.pyfai_config), npt_q=integ.npt_q, npt_azimuth=integ.npt_azimuth,
         q_range=integ.q_range, unit=integ.unit,
         shape=scan.shape[1:], mask=_image(integ.mask), dark=_image(integ.dark),
         flat=_image(integ.flat), polarization_factor=integ.polarization_factor, solid_angle=integ.solid_angle,
@@ -222,9 +221,16 @@ def make_context(job: WaxsJob, scan: Scan) -> Context:
               for w in windows]
     # pyFAI keeps every per-pixel array it computed (polarisation, solid angle, chi, q: ~150 MB on an
     # Eiger 4M); the integrator holds what it needs, so they go
-    integrator.ai.reset(collect_garbage=False)
+    integrator.release_geometry_arrays()
     return Context(job, integrator, windows, monitor, length, "A^-1" if length == "A" else "nm^-1", cake_sigma,
                    points)
+
+
+def _pyfai_config_geometry(path: Path) -> Any:
+    """The geometry of a pyFAI integration JSON (imports pyFAI; a PONI file's geometry need not)."""
+    from gpuproc.waxs.pyfai_config import pyfai_geometry
+
+    return pyfai_geometry(path)
 
 
 def _probe_frames(scan: Scan) -> np.ndarray:
@@ -538,7 +544,7 @@ def finalize(ctx: Context, scan: Scan, store: ResultStore, average: ScanAverage 
     extra["power_law"] = _binned_and_power_law(store, maps)
     average = average or ScanAverage(scan.shape[0], ctx.job.job.batch_frames)
     mean_cake, mean_frame, n_mean = average.finish(scan.read, ctx.integrator)
-    store_mean_frame(store, mean_frame, ctx.integrator.ai, n_mean)
+    store_mean_frame(store, mean_frame, ctx.integrator.beam_centre_px, n_mean)
     store.add_coord("cake_q", ctx.integrator.q, {"units": STORED_UNITS[ctx.q_unit], "long_name": "q of the mean cake"})
     store.add_coord("cake_azimuth", ctx.integrator.azimuth, {"units": "degree", "long_name": "azimuth of the mean cake"})
     store.add_array("mean_cake", mean_cake, ("cake_azimuth", "cake_q"), "count",

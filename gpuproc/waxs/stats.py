@@ -1,8 +1,8 @@
 """Statistics across scan positions: summaries of maps, size correlations, binned medians and the
 empirical power law ``a - a0 = C s^-alpha``, and the global Williamson-Hall line.
 
-These run once per scan on small arrays, so they use NumPy/SciPy (CuPy inputs are copied to the
-host). NaN marks a missing value everywhere and is ignored.
+These run once per scan on small arrays, so they use NumPy (SciPy's ``curve_fit`` for the power
+law, imported only then; CuPy inputs are copied to the host). NaN marks a missing value everywhere and is ignored.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy import optimize, stats
 
 from gpuproc.backend import to_numpy
+from gpuproc.waxs.betainc import betainc
 from gpuproc.waxs.derive import DEFAULT_SHAPE_FACTOR, WilliamsonHall, williamson_hall
 
 #: standard error of a median in units of sigma / sqrt(n) for normal data, sqrt(pi / 2)
@@ -84,15 +84,21 @@ def summarize_maps(maps: Mapping[str, Any]) -> dict[str, MapSummary]:
 def pearson(x: Any, y: Any) -> Correlation:
     """Pearson correlation coefficient r of two maps, over positions where both are finite.
 
-    ``r = cov(x, y) / (std(x) std(y))``; the p-value is SciPy's two-sided test of r = 0.
-    NaN when fewer than 3 common positions remain.
+    ``r = cov(x, y) / (std(x) std(y))`` and the two-sided p-value of r = 0 for normal data, as
+    ``scipy.stats.pearsonr`` computes them (r from the normalised deviations; r / 2 + 1 / 2 is
+    Beta(n / 2 - 1, n / 2 - 1) under the null hypothesis). NaN when fewer than 3 common positions
+    remain or either map is constant there.
     """
     x, y = to_numpy(x).ravel().astype(float), to_numpy(y).ravel().astype(float)
     keep = np.isfinite(x) & np.isfinite(y)
-    if keep.sum() < 3:
-        return Correlation(np.nan, np.nan, int(keep.sum()))
-    res = stats.pearsonr(x[keep], y[keep])
-    return Correlation(float(res.statistic), float(res.pvalue), int(keep.sum()))
+    n = int(keep.sum())
+    dx, dy = x[keep] - x[keep].mean(), y[keep] - y[keep].mean()
+    nx, ny = np.linalg.norm(dx), np.linalg.norm(dy)
+    if n < 3 or nx == 0 or ny == 0:
+        return Correlation(np.nan, np.nan, n)
+    r = float(np.clip(np.dot(dx / nx, dy / ny), -1.0, 1.0))
+    shape = n / 2 - 1
+    return Correlation(r, 2 * betainc(shape, shape, (1 - abs(r)) / 2), n)
 
 
 def size_correlations(a: Any, b: Any, size: Any) -> dict[str, Correlation]:
@@ -177,6 +183,8 @@ def fit_power_law(s: Any, a: Any, a_err: Any | None = None,
     if p0 is None:
         (a0, c), *_ = np.linalg.lstsq(np.stack([np.ones_like(s), 1.0 / s], axis=1), a, rcond=None)
         p0 = (a0, c, 1.0)
+    from scipy import optimize
+
     popt, pcov = optimize.curve_fit(power_law, s, a, p0=p0, sigma=sigma, absolute_sigma=sigma is not None,
                                     maxfev=20000)
     return PowerLaw(*(float(v) for v in popt), *(float(e) for e in np.sqrt(np.diag(pcov))))
