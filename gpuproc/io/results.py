@@ -166,14 +166,14 @@ class ResultStore:
         for name, var in lay.variables.items():
             shape = tuple(lay.sizes[d] for d in var.dims)
             chunks = tuple(lay.chunk(d) for d in var.dims)
-            a = g.create_array(name, shape=shape, chunks=chunks, dtype=var.dtype, dimension_names=var.dims,
-                               fill_value=var.fill)
-            a.attrs.update({"units": var.units, "long_name": var.long_name})
+            # attributes with the metadata: one write per array (each write is a round trip)
+            g.create_array(name, shape=shape, chunks=chunks, dtype=var.dtype, dimension_names=var.dims,
+                           fill_value=var.fill, attributes={"units": var.units, "long_name": var.long_name})
         # one chunk per mark: blocks written concurrently by several processes never share a chunk
-        done = g.create_group(RUN_GROUP).create_array("done", shape=(lay.n_blocks,), chunks=(1,), dtype=bool,
-                                                      dimension_names=("block",), fill_value=False)
         part = f" x {lay.sub_size} along {lay.sub_dim}" if lay.sub_dim else ""
-        done.attrs.update({"long_name": f"block of {lay.block_size} along {lay.block_dim}{part} written", "units": ""})
+        g.create_group(RUN_GROUP).create_array(
+            "done", shape=(lay.n_blocks,), chunks=(1,), dtype=bool, dimension_names=("block",), fill_value=False,
+            attributes={"long_name": f"block of {lay.block_size} along {lay.block_dim}{part} written", "units": ""})
         g.attrs.update({**lay.attrs, "inputs": inputs, "versions": package_versions(), "complete": False,
                         "config": config_json})
         return g
@@ -221,9 +221,8 @@ class ResultStore:
         """Write a whole small array; text becomes Zarr's variable-length UTF-8 strings."""
         text = values.dtype.kind in "US"
         a = g.create_array(name, shape=values.shape, dtype=str if text else values.dtype, dimension_names=dims,
-                           fill_value=None)
+                           fill_value=None, attributes=dict(attrs))
         a[...] = values.astype(object) if text else values
-        a.attrs.update(attrs)
 
     def add_coord(self, name: str, values: np.ndarray, attrs: dict[str, Any]) -> None:
         """A coordinate introduced after creation (e.g. bins of a statistic)."""
