@@ -163,12 +163,11 @@ class ResultStore:
             self._put(g, name, np.asarray(values), (name,), attrs)
         for name, (values, dims, attrs) in lay.statics.items():
             self._put(g, name, np.asarray(values), dims, attrs)
-        for name, var in lay.variables.items():
-            shape = tuple(lay.sizes[d] for d in var.dims)
-            chunks = tuple(lay.chunk(d) for d in var.dims)
-            # attributes with the metadata: one write per array (each write is a round trip)
-            g.create_array(name, shape=shape, chunks=chunks, dtype=var.dtype, dimension_names=var.dims,
-                           fill_value=var.fill, attributes={"units": var.units, "long_name": var.long_name})
+        _create_all(g, {name: dict(shape=tuple(lay.sizes[d] for d in var.dims),
+                                   chunks=tuple(lay.chunk(d) for d in var.dims), dtype=var.dtype,
+                                   dimension_names=var.dims, fill_value=var.fill,
+                                   attributes={"units": var.units, "long_name": var.long_name})
+                        for name, var in lay.variables.items()})
         # one chunk per mark: blocks written concurrently by several processes never share a chunk
         part = f" x {lay.sub_size} along {lay.sub_dim}" if lay.sub_dim else ""
         g.create_group(RUN_GROUP).create_array(
@@ -234,14 +233,24 @@ class ResultStore:
         consolidate(self.path)
 
 
+def _create_all(group: zarr.Group, arrays: dict[str, dict[str, Any]]) -> None:
+    """``group.create_array(name, **keys)`` for every ``name: keys``, concurrently (each array's
+    metadata, attributes included, is one write; ~40 WAXS arrays one after the other took ~0.2 s)."""
+    _concurrently([group._async_group.create_array(name, **keys) for name, keys in arrays.items()])
+
+
 def _set_all(writes: list[tuple[zarr.Array, tuple[slice, ...], np.ndarray]]) -> None:
-    """``array[region] = values`` for every ``(array, region, values)``, concurrently; every
-    write finishes before the first error (if any) is raised."""
-    from zarr.core.sync import sync  # what zarr.Array's own methods run their coroutines with
+    """``array[region] = values`` for every ``(array, region, values)``, concurrently."""
+    _concurrently([a.async_array.setitem(region, v) for a, region, v in writes])
+
+
+def _concurrently(coroutines: list[Any]) -> None:
+    """Run ``coroutines`` together in zarr's event loop; every one finishes before the first
+    error (if any) is raised."""
+    from zarr.core.sync import sync  # what zarr's own synchronous methods run their coroutines with
 
     async def every() -> list[Any]:
-        return await asyncio.gather(*(a.async_array.setitem(region, v) for a, region, v in writes),
-                                    return_exceptions=True)
+        return await asyncio.gather(*coroutines, return_exceptions=True)
 
     for outcome in sync(every()):
         if isinstance(outcome, BaseException):
