@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pyFAI
 import pyFAI.detectors
 import pytest
 from pyFAI.integrator.azimuthal import AzimuthalIntegrator
@@ -122,3 +123,26 @@ def test_repeated_run_imports_no_pyfai_and_gives_the_same_results(tmp_path):
     for name in ("q0", "fwhm_q", "phi0", "fwhm_phi", "a", "strain", "mean_cake", "mean_frame"):
         np.testing.assert_array_equal(outputs[0][name][...], outputs[1][name][...], err_msg=name)
     assert outputs[0]["mean_frame"].attrs["beam_centre_px"] == outputs[1]["mean_frame"].attrs["beam_centre_px"]
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("index", ["0009", "0023"])
+def test_real_pyfai_calib_poni_recorded(realdata, cache, index):
+    """A real pyFAI-calib PONI of a Pilatus 300KW (LaB6 2theta scan): the record gives the same
+    detector gaps, beam centre and cakes of the real frame as the integrator pyFAI loads."""
+    import fabio
+
+    tiff = realdata("waxs", "lab6_tth", f"b_toney_Lab6_thtth_rightside_scan2_{index}.tif")
+    poni = tiff.with_suffix(".poni")
+    frame = fabio.open(str(tiff)).data
+    kw = dict(npt_q=200, npt_azimuth=45, q_range=(1.0, 3.1), split="bbox", device="cpu", threads=1)
+    built, recorded = CakeIntegrator(str(poni), **kw), CakeIntegrator(str(poni), **kw)
+    assert recorded._ai is None
+    ai = pyFAI.load(str(poni))
+    direct = CakeIntegrator(ai, **kw)
+    gaps = ai.detector.mask.astype(bool)
+    assert gaps.any() and recorded._static.reshape(recorded.shape)[gaps].all()
+    assert recorded.beam_centre_px == pytest.approx([ai.getFit2D()["centerY"], ai.getFit2D()["centerX"]])
+    for other in (recorded, direct):
+        for a, b in zip(built.integrate_sums(frame), other.integrate_sums(frame)):
+            np.testing.assert_array_equal(a, b)
