@@ -41,25 +41,22 @@ class GeometryRecord(NamedTuple):
     mask: np.ndarray
 
     def consistent(self) -> bool:
-        """The JSON parses and the mask holds the detector's pixels."""
-        meta = self.info
-        if not meta.get("has_mask"):
-            return self.mask.size == 0
-        return self.mask.size == -(-int(np.prod(meta["shape"])) // 8)
+        """The JSON parses and the mask is empty or holds the detector's pixels."""
+        shape = self.info["shape"]
+        return self.mask.size == 0 or (shape is not None and self.mask.size == -(-int(np.prod(shape)) // 8))
 
     @property
     def info(self) -> dict[str, Any]:
         """The numbers: ``config`` (pyFAI ``get_config()``), ``chi_disc_at_pi``, ``radial``
         (pyFAI internal unit), ``azimuth`` (rad), ``unit_scale``, ``shape`` (or None),
-        ``has_mask``, ``dummies`` (dtype -> [dummy, delta] or None), ``beam_centre_px``."""
+        ``dummies`` (dtype -> [dummy, delta] or None), ``beam_centre_px``."""
         return json.loads(self.meta.tobytes().decode())
 
-    def detector_mask(self) -> np.ndarray | None:
-        """The detector's own mask (H, W) bool, True = masked; None when it has none."""
-        meta = self.info
-        if not meta["has_mask"]:
+    def detector_mask(self, shape: tuple[int, int] | None) -> np.ndarray | None:
+        """The detector's own mask, (H, W) = ``shape`` (``info["shape"]``) bool, True = masked;
+        None when it has none."""
+        if self.mask.size == 0 or shape is None:
             return None
-        shape = tuple(meta["shape"])
         return np.unpackbits(self.mask, count=int(np.prod(shape))).astype(bool).reshape(shape)
 
 
@@ -78,7 +75,6 @@ def record_of(ai: Any, radial: tuple[float, float], azimuth: tuple[float, float]
         "azimuth": [float(a) for a in azimuth],
         "unit_scale": float(unit_scale),
         "shape": None if det.shape is None else [int(s) for s in det.shape],
-        "has_mask": mask is not None,
         "dummies": dummies,
         "beam_centre_px": beam_centre_px(ai),
     }
@@ -91,7 +87,7 @@ def key_of(poni: str | Path, **request: Any) -> str:
     path = Path(poni)
     data = path.read_bytes()
     named = sorted({str(p) for p in _named_files(data.decode(errors="replace"), path.parent)})
-    stats = [[p, Path(p).stat().st_size, Path(p).stat().st_mtime_ns] for p in named]
+    stats = [[p, s.st_size, s.st_mtime_ns] for p, s in ((p, Path(p).stat()) for p in named)]
     return matrix_cache.fingerprint(entry="geometry", poni=hashlib.sha256(data).hexdigest(), files=stats,
                                     **request)
 

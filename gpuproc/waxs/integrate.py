@@ -35,6 +35,7 @@ import functools
 import importlib.util
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -249,7 +250,7 @@ class CakeIntegrator:
         self._ai = None if isinstance(geometry, (str, Path)) else load_geometry(geometry)
         record = self._geometry_record(q_range, azimuth_range)
         self._geometry = record.info
-        self._detector_mask = record.detector_mask()
+        self._detector_mask = record.detector_mask(self._geometry["shape"])
         self.shape = self._detector_shape(shape)
         self.npt_q, self.npt_azimuth = int(npt_q), int(npt_azimuth)
         self.dummy, self.delta_dummy, self.saturation = dummy, delta_dummy, saturation
@@ -765,7 +766,8 @@ class CakeIntegrator:
 
     def _dummy_rule(self, dtype: np.dtype) -> DummyRule | None:
         """pyFAI's dummy test for frames of ``dtype`` (None: no test)."""
-        return dummy_rule(_RecordedDummies(self), dtype, self.dummy, self.delta_dummy)
+        return dummy_rule(_RecordedDummies(self._geometry["dummies"], lambda: self.ai.detector), dtype,
+                          self.dummy, self.delta_dummy)
 
     def _rules_for(self, dtype: np.dtype) -> _FrameRules:
         """The invalid-value rules for frames of ``dtype`` (cached per dtype)."""
@@ -792,15 +794,14 @@ class CakeIntegrator:
 class _RecordedDummies:
     """The detector's ``get_dummies`` as the geometry record holds it (pyFAI's for other dtypes)."""
 
-    def __init__(self, integrator: CakeIntegrator) -> None:
-        self._integrator = integrator
+    def __init__(self, recorded: dict[str, list[float] | None], detector: Callable[[], Any]) -> None:
+        self._recorded, self._detector = recorded, detector  # detector(): pyFAI's, loaded on demand
 
     def get_dummies(self, dtype: np.dtype) -> tuple[Any, Any]:
         """(dummy, delta_dummy) as float32 for frames of ``dtype``, or (None, None)."""
         dtype = np.dtype(dtype)
-        recorded = self._integrator._geometry["dummies"]
         name = f"{dtype.kind}{dtype.itemsize}"
-        if name not in recorded:
-            return self._integrator.ai.detector.get_dummies(dtype)
-        pair = recorded[name]
+        if name not in self._recorded:
+            return self._detector().get_dummies(dtype)
+        pair = self._recorded[name]
         return (None, None) if pair is None else (np.float32(pair[0]), np.float32(pair[1]))

@@ -92,9 +92,11 @@ def pearson(x: Any, y: Any) -> Correlation:
     x, y = to_numpy(x).ravel().astype(float), to_numpy(y).ravel().astype(float)
     keep = np.isfinite(x) & np.isfinite(y)
     n = int(keep.sum())
+    if n < 3:
+        return Correlation(np.nan, np.nan, n)
     dx, dy = x[keep] - x[keep].mean(), y[keep] - y[keep].mean()
     nx, ny = np.linalg.norm(dx), np.linalg.norm(dy)
-    if n < 3 or nx == 0 or ny == 0:
+    if nx == 0 or ny == 0:
         return Correlation(np.nan, np.nan, n)
     r = float(np.clip(np.dot(dx / nx, dy / ny), -1.0, 1.0))
     shape = n / 2 - 1
